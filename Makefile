@@ -1,0 +1,50 @@
+# Every target creates the virtualenv it needs: a fresh machine needs only Python 3.11 and make.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SEEDS  ?= 100000
+
+.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn sim clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/charter demo
+
+test: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+format: venv
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn
+
+bench: bench-codec bench-consensus bench-ocapn
+
+bench-codec: venv
+	$(PY) bench/bench_codec.py
+
+bench-consensus: venv
+	$(PY) bench/bench_consensus.py
+
+bench-ocapn: venv
+	$(PY) bench/bench_ocapn.py
+
+sim: venv
+	$(PY) -m charter.consensus.sim --seeds $(SEEDS)
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

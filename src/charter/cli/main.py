@@ -1,0 +1,42 @@
+"""Entry point of the ``charter`` command: one typer app, one sub-app per area."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from charter.errors import CharterError
+
+app = typer.Typer(
+    name="charter",
+    help="Charter: a node of a governed multi-party network.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Sub-apps live in their own modules so each area owns its commands.
+    from charter.cli import demo, identity, keys, ocapn
+
+    app.add_typer(keys.app, name="keys")
+    app.add_typer(identity.app, name="identity")
+    app.add_typer(ocapn.app, name="ocapn")
+    app.command("demo")(demo.demo)
+
+
+_register()
+
+err_console = Console(stderr=True)
+
+
+def main() -> None:
+    """Run the CLI; typed Charter errors become one line on stderr and exit status 1."""
+    try:
+        app()
+    except CharterError as exc:
+        err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Canonical encodings: Syrup is what Charter hashes, signs and sends."""

@@ -1,0 +1,1 @@
+"""Raft as a pure state machine, with a thin asyncio driver."""

@@ -1,0 +1,1 @@
+"""Keys, signatures and certificates, built on the ``cryptography`` package."""

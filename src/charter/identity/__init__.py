@@ -1,0 +1,1 @@
+"""Root identities from mnemonics, derived keys and attestation chains."""

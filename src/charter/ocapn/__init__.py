@@ -1,0 +1,1 @@
+"""OCapN: CapTP sessions, netlayers and the capability runtime."""
