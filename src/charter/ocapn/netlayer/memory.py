@@ -150,6 +150,10 @@ class MemoryConnection(Connection):
         self._drained.set()
 
 
+async def _run_handler(handler: ConnectionHandler, conn: Connection) -> None:
+    await handler(conn)
+
+
 def memory_pair(
     a_designator: str | None = "a",
     b_designator: str | None = "b",
@@ -248,7 +252,9 @@ class MemoryNetlayer(Netlayer):
             conn.close()
             return
         self._track(conn)
-        task = asyncio.get_running_loop().create_task(handler(conn))
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            _run_handler(handler, conn)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
