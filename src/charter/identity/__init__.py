@@ -1,6 +1,27 @@
 """Root identities from mnemonics, derived keys and attestation chains."""
 
+from charter.identity.attestation import (
+    DEVICE,
+    MEMBER,
+    NODE,
+    PURPOSES,
+    Attestation,
+    AttestationChain,
+    RevocationRegistry,
+    SignedAttestation,
+    VerifiedChain,
+    attest,
+    verify_chain,
+)
 from charter.identity.errors import (
+    AttestationError,
+    AttestationExpiredError,
+    AttestationFormatError,
+    AttestationLinkError,
+    AttestationPurposeError,
+    AttestationRevokedError,
+    AttestationRootError,
+    AttestationSignatureError,
     DerivationError,
     DerivationPathError,
     IdentityError,
@@ -20,7 +41,21 @@ from charter.identity.root import ROOT_PATH, RootIdentity, device_path, node_pat
 from charter.identity.slip10 import derive_ed25519, derive_ed25519_node, parse_path
 
 __all__ = [
+    "DEVICE",
+    "MEMBER",
+    "NODE",
+    "PURPOSES",
     "ROOT_PATH",
+    "Attestation",
+    "AttestationChain",
+    "AttestationError",
+    "AttestationExpiredError",
+    "AttestationFormatError",
+    "AttestationLinkError",
+    "AttestationPurposeError",
+    "AttestationRevokedError",
+    "AttestationRootError",
+    "AttestationSignatureError",
     "DerivationError",
     "DerivationPathError",
     "IdentityError",
@@ -29,8 +64,12 @@ __all__ = [
     "MnemonicLengthError",
     "MnemonicWordError",
     "NonHardenedPathError",
+    "RevocationRegistry",
     "RootIdentity",
     "SeedLengthError",
+    "SignedAttestation",
+    "VerifiedChain",
+    "attest",
     "derive_ed25519",
     "derive_ed25519_node",
     "device_path",
@@ -39,4 +78,5 @@ __all__ = [
     "node_path",
     "parse_path",
     "validate_mnemonic",
+    "verify_chain",
 ]
