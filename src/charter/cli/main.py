@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from charter.errors import CharterError
 
@@ -38,5 +39,7 @@ def main() -> None:
     try:
         app()
     except CharterError as exc:
-        err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        # Escape: codes and messages contain brackets that rich would read as markup.
+        line = f"[bold red]error[/] {escape(f'[{exc.code}]')} {escape(exc.message)}"
+        err_console.print(line, highlight=False, soft_wrap=True)
         sys.exit(1)
