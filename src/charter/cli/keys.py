@@ -97,10 +97,14 @@ def mnemonic_panel(words: str) -> Panel:
             else:
                 cells.append(Text(""))
         grid.add_row(*cells)
+    body = Table.grid()
+    body.add_row(grid)
+    body.add_row(Text(""))
+    body.add_row(Text("Shown once, never stored.", style="bold red"))
+    body.add_row(Text("Whoever holds these words holds this identity.", style="bold red"))
     return Panel(
-        grid,
+        body,
         title="[bold]Recovery words: write them down now[/]",
-        subtitle="[bold red]shown once, never stored; whoever holds them holds this identity[/]",
         border_style="yellow",
         padding=(1, 2),
         expand=False,
