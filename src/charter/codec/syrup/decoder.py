@@ -19,7 +19,7 @@ import struct
 from typing import Any
 
 from charter.codec.syrup.errors import SyrupDecodeError
-from charter.codec.syrup.values import Float32, Symbol, make_record
+from charter.codec.syrup.values import Float32, Record, Symbol, set_record_fields, set_record_label
 
 DEFAULT_MAX_DEPTH = 256
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
@@ -35,19 +35,24 @@ _DIGITS = re.compile(b"[0-9]*").match
 # CPython refuses int() on more digits than this without a global setting.
 _DIRECT_DIGITS = 4000
 
-_LIST, _RECORD, _DICT, _SET = 0, 1, 2, 3
+_LIST, _RECORD, _DICT, _SET, _TOP = 0, 1, 2, 3, 9
+_CLOSES = {62: _RECORD, 93: _LIST, 125: _DICT, 36: _SET}
 _NO_KEY: Any = object()
 _SYMBOLS: dict[bytes, Symbol] = {}
 _SYMBOL_CACHE_MAX = 4096
 _SYMBOL_CACHE_NAME_MAX = 64
+_new_object = object.__new__
+_set_label = set_record_label
+_set_fields = set_record_fields
 
 
 class _Incomplete(Exception):
     """The input ended inside a value; ``resume`` is where to start again."""
 
-    def __init__(self, resume: int, need: int) -> None:
+    def __init__(self, resume: int, need: int, value_start: int) -> None:
         self.resume = resume
         self.need = need
+        self.value_start = value_start  # -1: the value began before this call
 
 
 def _decimal_to_int(digits: bytes) -> int:
@@ -91,55 +96,87 @@ def _parse(
     max_depth: int,
     max_size: int,
     max_int_digits: int,
+    out: list[Any] | None,
 ) -> tuple[Any, int]:
     """Parse tokens from ``pos`` until the value at the bottom of ``stack`` completes.
 
-    Returns that value and the position after it. Raises :class:`_Incomplete`
-    when the input ends first; ``stack`` is then left consistent for a resume
-    at ``resume``. Frames are lists ``[kind, items, frozen, start, prev, key]``:
-    ``frozen`` marks dictionary-key/set-member context, ``start`` the offset
-    of the key or member being read and ``prev`` the encoding of the previous
-    one (both only for dictionaries and sets), ``key`` a dictionary's pending key.
+    With ``out`` None, returns that value and the position after it. With a list,
+    appends every completed top-level value to it and goes on; it returns
+    ``(None, end)`` if the input ends between values. Raises :class:`_Incomplete`
+    when the input ends inside a value; ``stack`` is then left consistent for a
+    resume at ``resume``. Frames are lists ``[kind, items, frozen, start, prev, key]``:
+    ``frozen`` marks dictionary-key/set-member context, ``start`` the offset of the
+    key or member being read and ``prev`` the encoding of the previous one (both
+    only for dictionaries and sets), ``key`` a dictionary's pending key.
     """
     digits = _DIGITS
-    unpack_d = _UNPACK_D
     v: Any
+    top: Any
+    items: Any
+    value_start = -1 if stack else pos
+    # The top frame, its kind and its items, cached in locals; kind _TOP: no frame.
+    if stack:
+        top = stack[-1]
+        kind = top[0]
+        items = top[1]
+    else:
+        top = None
+        kind = _TOP
+        items = None
     while True:
         if pos >= end:
-            raise _Incomplete(pos, pos + 1)
+            if out is not None and kind == _TOP:
+                return None, pos
+            raise _Incomplete(pos, pos + 1, value_start)
         c = data[pos]
-        if 48 <= c <= 57:
-            j = digits(data, pos).end()  # type: ignore[union-attr]
-            nd = j - pos
+        if 48 <= c <= 57:  # a number, or the length of a string, symbol or bytes
+            j = pos + 1
+            if j < end and 48 <= data[j] <= 57:
+                j = digits(data, j).end()  # type: ignore[union-attr]
+                if c == 48:
+                    raise SyrupDecodeError("number with a leading zero", pos)
+                n = -1  # several digits: convert below, after the limits are checked
+            else:
+                n = c - 48
             if j >= end:
-                if nd > max_int_digits:
+                if j - pos > max_int_digits:
                     raise SyrupDecodeError(f"more than {max_int_digits} digits", pos)
-                raise _Incomplete(pos, j + 1)
-            if c == 48 and nd > 1:
-                raise SyrupDecodeError("number with a leading zero", pos)
+                raise _Incomplete(pos, j + 1, value_start)
             t = data[j]
-            if t == 43 or t == 45:  # '+' '-'
-                if nd > max_int_digits:
-                    raise SyrupDecodeError(f"integer has more than {max_int_digits} digits", pos)
-                v = int(data[pos:j]) if nd <= _DIRECT_DIGITS else _decimal_to_int(data[pos:j])
-                if t == 45:
-                    if c == 48:
-                        raise SyrupDecodeError("negative zero '0-' is not canonical", pos)
-                    v = -v
-                pos = j + 1
-            elif t == 34 or t == 39 or t == 58:  # '"' "'" ':'
-                if nd > 18:
-                    raise SyrupDecodeError(f"length exceeds the limit of {max_size} bytes", pos)
-                n = int(data[pos:j])
-                if n > max_size:
-                    raise SyrupDecodeError(f"length {n} exceeds the limit of {max_size} bytes", pos)
+            if t == 39:  # "'" symbol
+                if n < 0:
+                    n = _length(data, pos, j, max_size)
                 s = j + 1
                 e = s + n
                 if e > end:
-                    raise _Incomplete(pos, e)
-                if t == 39:
-                    v = _symbol(data[s:e], pos)
-                elif t == 34:
+                    raise _Incomplete(pos, e, value_start)
+                raw = data[s:e]
+                v = _SYMBOLS.get(raw)
+                if v is None:
+                    v = _symbol(raw, pos)
+                pos = e
+            elif t == 43 or t == 45:  # '+' '-'
+                if n < 0:
+                    nd = j - pos
+                    if nd > max_int_digits:
+                        raise SyrupDecodeError(
+                            f"integer has more than {max_int_digits} digits", pos
+                        )
+                    n = int(data[pos:j]) if nd <= _DIRECT_DIGITS else _decimal_to_int(data[pos:j])
+                if t == 45:
+                    if n == 0:
+                        raise SyrupDecodeError("negative zero '0-' is not canonical", pos)
+                    n = -n
+                v = n
+                pos = j + 1
+            elif t == 34 or t == 58:  # '"' ':'
+                if n < 0:
+                    n = _length(data, pos, j, max_size)
+                s = j + 1
+                e = s + n
+                if e > end:
+                    raise _Incomplete(pos, e, value_start)
+                if t == 34:
                     try:
                         v = data[s:e].decode("utf-8")
                     except UnicodeDecodeError as exc:
@@ -152,42 +189,71 @@ def _parse(
             else:
                 raise SyrupDecodeError(f"unexpected byte {bytes([t])!r} after digits", j)
         elif c == 60 or c == 91 or c == 123 or c == 35:  # '<' '[' '{' '#'
-            if len(stack) >= max_depth:
-                raise SyrupDecodeError(f"nesting deeper than {max_depth}", pos)
-            if stack:
-                top = stack[-1]
-                frozen = top[2] or top[0] == _SET or (top[0] == _DICT and top[5] is _NO_KEY)
-            else:
+            if kind == _TOP:
                 frozen = False
+            else:
+                if len(stack) >= max_depth:
+                    raise SyrupDecodeError(f"nesting deeper than {max_depth}", pos)
+                frozen = top[2] or kind == _SET or (kind == _DICT and top[5] is _NO_KEY)
             pos += 1
             if c == 60:
-                stack.append([_RECORD, [], frozen, 0, None, _NO_KEY])
+                kind = _RECORD
+                items = []
+                top = [_RECORD, items, frozen, 0, None, _NO_KEY]
             elif c == 91:
-                stack.append([_LIST, [], frozen, 0, None, _NO_KEY])
+                kind = _LIST
+                items = []
+                top = [_LIST, items, frozen, 0, None, _NO_KEY]
             elif c == 123:
                 if frozen:
                     raise SyrupDecodeError(
                         "a dictionary as a dictionary key or set member is not supported",
                         pos - 1,
                     )
-                stack.append([_DICT, {}, frozen, pos, None, _NO_KEY])
+                kind = _DICT
+                items = {}
+                top = [_DICT, items, frozen, pos, None, _NO_KEY]
             else:
-                stack.append([_SET, [], frozen, pos, None, _NO_KEY])
+                kind = _SET
+                items = []
+                top = [_SET, items, frozen, pos, None, _NO_KEY]
+            stack.append(top)
             continue
-        elif c == 62:  # '>'
-            if not stack or stack[-1][0] != _RECORD:
-                raise _bad_close(stack, ">", pos)
-            items = stack.pop()[1]
-            if not items:
-                raise SyrupDecodeError("record without a label", pos)
-            v = make_record(items[0], tuple(items[1:]))
+        elif c == 62 or c == 93 or c == 125 or c == 36:  # '>' ']' '}' '$'
+            if kind != _CLOSES[c]:
+                raise _bad_close(stack, chr(c), pos)
+            if kind == _RECORD:
+                if not items:
+                    raise SyrupDecodeError("record without a label", pos)
+                v = _new_object(Record)
+                _set_label(v, items[0])
+                _set_fields(v, tuple(items[1:]))
+            elif kind == _LIST:
+                v = tuple(items) if top[2] else items
+            elif kind == _DICT:
+                if top[5] is not _NO_KEY:
+                    raise SyrupDecodeError("dictionary key without a value", pos)
+                v = items
+            else:
+                try:
+                    v = frozenset(items)
+                except RecursionError:
+                    raise SyrupDecodeError("set member nested too deeply to hash", pos) from None
+                if len(v) != len(items):
+                    raise SyrupDecodeError(
+                        "set members that differ in Syrup are equal in Python (e.g. t and 1+)",
+                        pos,
+                    )
             pos += 1
-        elif c == 93:  # ']'
-            if not stack or stack[-1][0] != _LIST:
-                raise _bad_close(stack, "]", pos)
-            fr = stack.pop()
-            v = tuple(fr[1]) if fr[2] else fr[1]
-            pos += 1
+            stack.pop()
+            if stack:
+                top = stack[-1]
+                kind = top[0]
+                items = top[1]
+            else:
+                top = None
+                kind = _TOP
+                items = None
         elif c == 116:  # 't'
             v = True
             pos += 1
@@ -196,34 +262,14 @@ def _parse(
             pos += 1
         elif c == 68:  # 'D'
             if pos + 9 > end:
-                raise _Incomplete(pos, pos + 9)
-            v = unpack_d(data, pos + 1)[0]
+                raise _Incomplete(pos, pos + 9, value_start)
+            v = _UNPACK_D(data, pos + 1)[0]
             if v != v and data[pos + 1 : pos + 9] != _NAN_D:
                 raise SyrupDecodeError("NaN that is not the canonical quiet NaN", pos)
             pos += 9
-        elif c == 125:  # '}'
-            if not stack or stack[-1][0] != _DICT:
-                raise _bad_close(stack, "}", pos)
-            if stack[-1][5] is not _NO_KEY:
-                raise SyrupDecodeError("dictionary key without a value", pos)
-            v = stack.pop()[1]
-            pos += 1
-        elif c == 36:  # '$'
-            if not stack or stack[-1][0] != _SET:
-                raise _bad_close(stack, "$", pos)
-            members = stack.pop()[1]
-            try:
-                v = frozenset(members)
-            except RecursionError:
-                raise SyrupDecodeError("set member nested too deeply to hash", pos) from None
-            if len(v) != len(members):
-                raise SyrupDecodeError(
-                    "set members that differ in Syrup are equal in Python (e.g. t and 1+)", pos
-                )
-            pos += 1
         elif c == 70:  # 'F'
             if pos + 5 > end:
-                raise _Incomplete(pos, pos + 5)
+                raise _Incomplete(pos, pos + 5, value_start)
             f = _UNPACK_F(data, pos + 1)[0]
             if f != f and data[pos + 1 : pos + 5] != _NAN_F:
                 raise SyrupDecodeError("NaN that is not the canonical quiet NaN", pos)
@@ -233,52 +279,64 @@ def _parse(
             raise SyrupDecodeError(f"unknown type byte {bytes([c])!r}", pos)
 
         # A value is complete: hand it to its container, or return it.
-        if not stack:
-            return v, pos
-        fr = stack[-1]
-        kind = fr[0]
         if kind <= _RECORD:
-            fr[1].append(v)
+            items.append(v)
+        elif kind == _TOP:
+            if out is None:
+                return v, pos
+            out.append(v)
+            value_start = pos
         elif kind == _DICT:
-            if fr[5] is _NO_KEY:
-                kb = data[fr[3] : pos]
-                prev = fr[4]
+            if top[5] is _NO_KEY:
+                start = top[3]
+                kb = data[start:pos]
+                prev = top[4]
                 if prev is not None and kb <= prev:
                     raise SyrupDecodeError(
                         "dictionary keys not in canonical order"
                         if kb < prev
                         else "duplicate dictionary key",
-                        fr[3],
+                        start,
                     )
-                fr[4] = kb
-                fr[5] = v
+                top[4] = kb
+                top[5] = v
             else:
-                d = fr[1]
-                n = len(d)
+                n = len(items)
                 try:
-                    d[fr[5]] = v
+                    items[top[5]] = v
                 except RecursionError:
                     raise SyrupDecodeError(
                         "dictionary key nested too deeply to hash", pos
                     ) from None
-                if len(d) == n:
+                if len(items) == n:
                     raise SyrupDecodeError(
                         "dictionary keys that differ in Syrup are equal in Python (e.g. t and 1+)",
                         pos,
                     )
-                fr[5] = _NO_KEY
-                fr[3] = pos
+                top[5] = _NO_KEY
+                top[3] = pos
         else:
-            kb = data[fr[3] : pos]
-            prev = fr[4]
+            start = top[3]
+            kb = data[start:pos]
+            prev = top[4]
             if prev is not None and kb <= prev:
                 raise SyrupDecodeError(
                     "set members not in canonical order" if kb < prev else "duplicate set member",
-                    fr[3],
+                    start,
                 )
-            fr[4] = kb
-            fr[1].append(v)
-            fr[3] = pos
+            top[4] = kb
+            items.append(v)
+            top[3] = pos
+
+
+def _length(data: bytes, pos: int, j: int, max_size: int) -> int:
+    """The value of a multi-digit length prefix ``data[pos:j]``, within ``max_size``."""
+    if j - pos > 18:
+        raise SyrupDecodeError(f"length exceeds the limit of {max_size} bytes", pos)
+    n = int(data[pos:j])
+    if n > max_size:
+        raise SyrupDecodeError(f"length {n} exceeds the limit of {max_size} bytes", pos)
+    return n
 
 
 def _check_limits(max_depth: int, max_size: int, max_int_digits: int) -> None:
@@ -308,7 +366,7 @@ def decode(
     if not 1 <= max_depth <= HARD_MAX_DEPTH or max_int_digits < 1:
         _check_limits(max_depth, max_size, max_int_digits)
     try:
-        value, pos = _parse(data, 0, end, [], max_depth, max_size, max_int_digits)
+        value, pos = _parse(data, 0, end, [], max_depth, max_size, max_int_digits, None)
     except _Incomplete as inc:
         if end == 0:
             raise SyrupDecodeError("empty input", 0) from None
@@ -389,23 +447,29 @@ class Decoder:
         end = len(data)
         pos = self._resume
         max_size = self._max_size
-        while pos < end:
-            if not stack:
-                self._value_start = self._offset + pos
-            try:
-                value, pos = _parse(
-                    data, pos, end, stack, self._max_depth, max_size, self._max_int_digits
-                )
-            except _Incomplete as inc:
-                if self._offset + inc.need - self._value_start > max_size:
-                    raise SyrupDecodeError(
-                        f"value exceeds the limit of {max_size} bytes", inc.resume
-                    ) from None
-                self._suspend(data, inc.resume, inc.need)
-                return out
-            if self._offset + pos - self._value_start > max_size:
-                raise SyrupDecodeError(f"value exceeds the limit of {max_size} bytes", pos)
-            out.append(value)
+        limits = (self._max_depth, max_size, self._max_int_digits)
+        earliest = self._value_start if stack else self._offset + pos
+        try:
+            if self._offset + end - earliest <= max_size:
+                # No value in this data can exceed the limit: parse all in one go.
+                _parse(data, pos, end, stack, *limits, out)
+            else:
+                while pos < end:
+                    if not stack:
+                        self._value_start = self._offset + pos
+                    value, pos = _parse(data, pos, end, stack, *limits, None)
+                    if self._offset + pos - self._value_start > max_size:
+                        raise SyrupDecodeError(f"value exceeds the limit of {max_size} bytes", pos)
+                    out.append(value)
+        except _Incomplete as inc:
+            if inc.value_start >= 0:
+                self._value_start = self._offset + inc.value_start
+            if self._offset + inc.need - self._value_start > max_size:
+                raise SyrupDecodeError(
+                    f"value exceeds the limit of {max_size} bytes", inc.resume
+                ) from None
+            self._suspend(data, inc.resume, inc.need)
+            return out
         self._buf = b""
         self._need = 0
         self._resume = 0

@@ -78,7 +78,7 @@ def _enc(v: Any, out: bytearray) -> None:
     elif t is dict:
         _enc_dict(v, out)
     elif t is set or t is frozenset:
-        members = _sorted_entries([encode(x) for x in v], "set members")
+        members = _sorted_entries([_standalone(x) for x in v], "set members")
         out += b"#"
         out += b"".join(members)
         out += b"$"
@@ -92,8 +92,23 @@ def _enc(v: Any, out: bytearray) -> None:
         _enc_subclass(v, out)
 
 
+def _standalone(v: Any) -> bytes:
+    """The encoding of one dictionary key or set member, on its own."""
+    t = type(v)
+    if t is Symbol:
+        return v._encoded  # type: ignore[no-any-return]
+    if t is str:
+        raw = v.encode("utf-8")
+        return b'%d"%s' % (len(raw), raw)
+    if t is bytes:
+        return b"%d:%s" % (len(v), v)
+    out = bytearray()
+    _enc(v, out)
+    return bytes(out)
+
+
 def _enc_dict(v: dict[Any, Any], out: bytearray) -> None:
-    entries = sorted([(encode(k), val) for k, val in v.items()], key=_FIRST)
+    entries = sorted([(_standalone(k), val) for k, val in v.items()], key=_FIRST)
     out += b"{"
     prev = None
     for kb, val in entries:

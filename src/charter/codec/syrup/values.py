@@ -99,12 +99,9 @@ _set_rec_label = Record.__dict__["label"].__set__
 _set_rec_fields = Record.__dict__["fields"].__set__
 
 
-def make_record(label: Any, fields: tuple[Any, ...]) -> Record:
-    """Build a Record from an existing tuple without re-packing it (decoder fast path)."""
-    rec = object.__new__(Record)
-    _set_rec_label(rec, label)
-    _set_rec_fields(rec, fields)
-    return rec
+# Slot setters that bypass the immutability guard; the decoder builds records with them.
+set_record_label = _set_rec_label
+set_record_fields = _set_rec_fields
 
 
 class Float32(float):
