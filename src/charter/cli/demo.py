@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from rich.console import Console
-from rich.table import Table
 
 from charter.cli.keys import mnemonic_panel
 from charter.crypto.certs import load_certificate, self_signed_certificate, write_certificate
@@ -118,11 +117,12 @@ def step_derive(ctx: DemoContext) -> None:
     identity = ctx.need_identity()
     ctx.device_key = identity.derive(device_path(0))
     ctx.node_key = identity.derive(node_path(0))
-    table = Table("role", "SLIP-10 path", "public key", box=None, padding=(0, 2))
-    table.add_row("root", ROOT_PATH, identity.root_key().public_key.designator)
-    table.add_row("device", device_path(0), ctx.device_key.public_key.designator)
-    table.add_row("node", node_path(0), ctx.node_key.public_key.designator)
-    ctx.console.print(table)
+    for role, path, key in (
+        ("root", ROOT_PATH, identity.root_key()),
+        ("device", device_path(0), ctx.device_key),
+        ("node", node_path(0), ctx.node_key),
+    ):
+        ctx.info(f"{role:<7} {path:<8} {key.public_key.designator}")
     ctx.ok("three independent Ed25519 keys from one seed (hardened derivation)")
 
 
