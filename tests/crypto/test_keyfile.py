@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -69,17 +70,46 @@ def test_mode_is_0600_even_with_permissive_umask(tmp_path: Path) -> None:
 
 def test_file_is_created_with_0600(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The mode is given to open() itself, so the file is never wider, not even briefly."""
-    seen: list[int] = []
+    created: list[tuple[int, int]] = []
     real_open = os.open
 
     def spy(path: str, flags: int, mode: int = 0o777) -> int:
-        seen.append(mode)
-        assert flags & os.O_EXCL
+        if flags & os.O_CREAT:
+            created.append((flags & os.O_EXCL, mode))
         return real_open(path, flags, mode)
 
     monkeypatch.setattr(os, "open", spy)
     write_private_key(tmp_path / "k.pem", Ed25519PrivateKey.generate())
-    assert seen == [0o600]
+    assert created == [(os.O_EXCL, 0o600)]
+
+
+def test_no_clobber_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that appears between the first check and the final step is not replaced."""
+    target = tmp_path / "k.pem"
+    real_link = os.link
+
+    def racing_link(src: str, dst: str) -> None:
+        Path(dst).write_bytes(b"someone else")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", racing_link)
+    with pytest.raises(KeyFileExistsError):
+        write_private_key(target, Ed25519PrivateKey.generate())
+    assert target.read_bytes() == b"someone else"
+    assert [p.name for p in tmp_path.iterdir()] == ["k.pem"]
+
+
+def test_file_system_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_link(src: str, dst: str) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link)
+    key = Ed25519PrivateKey.generate()
+    path = write_private_key(tmp_path / "k.pem", key)
+    assert load_private_key(path).public_key == key.public_key
+    assert mode_of(path) == 0o600
+    with pytest.raises(KeyFileExistsError):
+        write_private_key(path, key)
 
 
 def test_no_temporary_file_left_behind(tmp_path: Path) -> None:
@@ -150,6 +180,26 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_directory_is_not_a_key(tmp_path: Path) -> None:
     with pytest.raises(KeyFileCorruptError):
         load_private_key(tmp_path)
+
+
+def test_legacy_encrypted_pem_needs_passphrase(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    pem = (
+        P256PrivateKey.generate()
+        .to_cryptography()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.BestAvailableEncryption(PASS),
+        )
+    )
+    assert b"Proc-Type: 4,ENCRYPTED" in pem
+    with pytest.raises(PassphraseRequiredError):
+        private_key_from_pem(pem)
+    with pytest.raises(WrongPassphraseError):
+        private_key_from_pem(pem, b"wrong")
+    assert isinstance(private_key_from_pem(pem, PASS), P256PrivateKey)
 
 
 @pytest.mark.parametrize(

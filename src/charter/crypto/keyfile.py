@@ -8,7 +8,9 @@ user can read it even for an instant and a crash never leaves half a key behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -44,29 +46,35 @@ PRIVATE_PEM_MARKERS = (
     ENCRYPTED_PEM_MARKER,
     b"-----BEGIN PRIVATE KEY-----",
     b"-----BEGIN EC PRIVATE KEY-----",
-    b"-----BEGIN OPENSSH PRIVATE KEY-----",
 )
+# Traditional (pre-PKCS#8) OpenSSL PEM marks encryption in a header instead.
+LEGACY_ENCRYPTED_MARKER = b"Proc-Type: 4,ENCRYPTED"
 PUBLIC_PEM_MARKER = b"-----BEGIN PUBLIC KEY-----"
 CERTIFICATE_PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 MAX_KEY_FILE_SIZE = 1 << 20
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+)
 
 
 def write_bytes_secure(
     path: Path | str, data: bytes, *, mode: int = PRIVATE_FILE_MODE, overwrite: bool = False
 ) -> Path:
-    """Write ``data`` atomically to a file created with ``mode`` (never wider, even briefly)."""
+    """Write ``data`` atomically to a file created with ``mode`` (never wider, even briefly).
+
+    Without ``overwrite`` the final step is a hard link, which fails if the target
+    appeared meanwhile, so an existing file is never clobbered.
+    """
     target = Path(path)
     if target.exists() and not overwrite:
         raise KeyFileExistsError(f"{target} already exists; refusing to overwrite it")
     if not target.parent.is_dir():
         raise KeyFileMissingError(f"directory {target.parent} does not exist")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError as exc:
-        raise KeyFileExistsError(f"temporary file {tmp} is in the way") from exc
     except OSError as exc:
-        raise KeyFileError(f"cannot create {tmp}: {exc.strerror}") from exc
+        raise KeyFileError(f"cannot create a file in {target.parent}: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             # Exactly the requested mode, whatever the umask says.
@@ -74,14 +82,46 @@ def write_bytes_secure(
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if not overwrite and target.exists():
-            raise KeyFileExistsError(f"{target} already exists; refusing to overwrite it")
-        os.replace(tmp, target)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)
+            except FileExistsError as exc:
+                raise KeyFileExistsError(
+                    f"{target} already exists; refusing to overwrite it"
+                ) from exc
+            except OSError as exc:
+                if exc.errno not in _NO_HARD_LINKS:
+                    raise
+                # A file system without hard links: the best remaining check is a
+                # last look just before the rename.
+                if target.exists():
+                    raise KeyFileExistsError(
+                        f"{target} already exists; refusing to overwrite it"
+                    ) from exc
+                os.replace(tmp, target)
+    except OSError as exc:
+        raise KeyFileError(f"cannot write {target}: {exc.strerror}") from exc
+    finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        raise
+    _fsync_directory(target.parent)
     return target
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the new directory entry durable, so a crash cannot lose a fresh key."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_key_file_bytes(path: Path | str) -> bytes:
@@ -109,7 +149,7 @@ def check_private_permissions(path: Path | str) -> None:
 
 
 def is_encrypted_pem(data: bytes) -> bool:
-    return ENCRYPTED_PEM_MARKER in data
+    return ENCRYPTED_PEM_MARKER in data or LEGACY_ENCRYPTED_MARKER in data
 
 
 def private_key_from_pem(data: bytes, passphrase: bytes | None = None) -> PrivateKey:
@@ -131,8 +171,9 @@ def private_key_from_pem(data: bytes, passphrase: bytes | None = None) -> Privat
         raise KeyFileCorruptError("corrupted PEM private key") from exc
     except UnsupportedAlgorithm as exc:
         raise KeyFileCorruptError(f"unsupported key algorithm: {exc}") from exc
-    except TypeError as exc:  # pragma: no cover - excluded by the marker checks above
-        raise KeyFileCorruptError(str(exc)) from exc
+    except TypeError as exc:
+        # The markers said otherwise, but the library disagrees about encryption.
+        raise KeyFileCorruptError(f"inconsistent PEM encryption headers: {exc}") from exc
     return wrap_private_key(key)
 
 
