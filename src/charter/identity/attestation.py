@@ -366,7 +366,6 @@ def verify_chain(
     epoch = chain.epoch
     issuer = root
     issuer_purpose = ROOT_ISSUER
-    not_before, not_after = 0, MAX_EPOCH
     purposes: list[str] = []
     for position, link in enumerate(chain.links, start=1):
         statement = link.attestation
@@ -389,8 +388,6 @@ def verify_chain(
                 f"link {position} is valid from {_iso(statement.not_before)} to "
                 f"{_iso(statement.not_after)}, not at {_iso(when)}"
             )
-        not_before = max(not_before, statement.not_before)
-        not_after = min(not_after, statement.not_after)
         purposes.append(statement.purpose)
         issuer = statement.subject
         issuer_purpose = statement.purpose
@@ -409,8 +406,9 @@ def verify_chain(
         leaf=issuer,
         purposes=tuple(purposes),
         epoch=epoch,
-        not_before=not_before,
-        not_after=not_after,
+        # The chain holds only while every link does.
+        not_before=max(link.attestation.not_before for link in chain.links),
+        not_after=min(link.attestation.not_after for link in chain.links),
     )
 
 
