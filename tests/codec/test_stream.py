@@ -83,3 +83,19 @@ def test_stream_decoder_agrees_with_decode() -> None:
     for m in MESSAGES:
         wire = encode(m)
         assert Decoder().feed(wire) == [decode(wire)]
+
+
+def test_size_limit_applies_per_value_in_a_large_chunk() -> None:
+    dec = Decoder(max_size=8)
+    small = [b"x" * 5, 7, [1, 2]]
+    stream = b"".join(encode(v) for v in small) * 5
+    assert len(stream) > 8
+    assert dec.feed(stream) == small * 5
+    with pytest.raises(SyrupDecodeError, match="exceeds the limit"):
+        Decoder(max_size=8).feed(stream + encode(b"y" * 7))
+
+
+def test_bytes_like_input() -> None:
+    wire = encode([1, "a"])
+    assert decode(memoryview(wire)) == decode(bytearray(wire)) == [1, "a"]
+    assert Decoder().feed(bytearray(wire)) == [[1, "a"]]
