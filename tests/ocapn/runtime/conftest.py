@@ -1,0 +1,58 @@
+"""Runtimes wired together over the in-memory netlayer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from charter.ocapn.netlayer.memory import MemoryConnection, Switchboard
+from charter.ocapn.runtime import Runtime
+
+
+class Wire:
+    """Who wrote on the switchboard, in order (one entry per write)."""
+
+    def __init__(self) -> None:
+        self.writers: list[str | None] = []
+
+    def __call__(self, conn: MemoryConnection, data: bytes) -> None:
+        self.writers.append(conn.local_designator)
+
+
+@pytest.fixture
+def wire() -> Wire:
+    return Wire()
+
+
+@pytest.fixture
+def switchboard(wire: Wire) -> Switchboard:
+    return Switchboard(on_write=wire)
+
+
+MakeRuntime = Callable[..., Coroutine[Any, Any, Runtime]]
+
+
+@pytest.fixture
+async def make_runtime(switchboard: Switchboard) -> AsyncIterator[MakeRuntime]:
+    made: list[Runtime] = []
+
+    async def make(name: str, **kw: Any) -> Runtime:
+        rt = Runtime([switchboard.netlayer(name)], **kw)
+        await rt.start()
+        made.append(rt)
+        return rt
+
+    yield make
+    async with asyncio.timeout(10):
+        for rt in made:
+            await rt.close()
+
+
+async def eventually(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``cond()`` holds, letting the loop run; fail after ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.001)
