@@ -1,0 +1,260 @@
+"""The asyncio driver of one RaftNode: timers, storage and transport around the pure core.
+
+The driver owns the only clock (a tick every ``tick_interval`` seconds), feeds received
+messages to the core, and runs the Ready loop in the order the core requires: persist,
+send, apply, advance. Until the ledger and OCapN layers provide a disk and a network, the
+storage is a MemoryStorage and the transport a MemoryNetwork of asyncio queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+
+from charter.consensus.errors import ConsensusError, DriverStopped, ProposalDropped
+from charter.consensus.raft import Config, RaftNode
+from charter.consensus.storage import MemoryStorage
+from charter.consensus.types import ConfChange, Entry, EntryKind, Message, Ready, Snapshot
+
+ApplyFn = Callable[[Entry], None]
+"""Called for each committed entry, in log order (CONF_CHANGE entries included)."""
+
+RestoreFn = Callable[[Snapshot], None]
+"""Called when a snapshot replaces the application's state."""
+
+
+class _Pulse:
+    """Wakes every waiter whenever something changed; waiters re-check their condition."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def fire(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            await self._event.wait()
+
+
+class MemoryNetwork:
+    """Delivers messages between drivers of one event loop; links can be cut."""
+
+    def __init__(self) -> None:
+        self._inboxes: dict[int, asyncio.Queue[Message]] = {}
+        self._cut: set[tuple[int, int]] = set()
+        self._pulse = _Pulse()
+
+    def register(self, node_id: int) -> asyncio.Queue[Message]:
+        q: asyncio.Queue[Message] = asyncio.Queue()
+        self._inboxes[node_id] = q
+        return q
+
+    def unregister(self, node_id: int) -> None:
+        self._inboxes.pop(node_id, None)
+
+    def send(self, m: Message) -> bool:
+        """Queue ``m`` for its addressee; False if it is down or the link is cut."""
+        q = self._inboxes.get(m.to)
+        if q is None or (m.frm, m.to) in self._cut:
+            return False
+        q.put_nowait(m)
+        return True
+
+    def isolate(self, node_id: int) -> None:
+        for other in self._inboxes:
+            if other != node_id:
+                self._cut.add((node_id, other))
+                self._cut.add((other, node_id))
+
+    def heal(self) -> None:
+        self._cut.clear()
+
+    def notify(self) -> None:
+        self._pulse.fire()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate`` holds; it is re-checked whenever any driver acts."""
+        await self._pulse.wait_for(predicate)
+
+
+class RaftDriver:
+    """Runs one RaftNode; ``run()`` until ``stop()``. Client calls are coroutines."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: MemoryStorage,
+        network: MemoryNetwork,
+        apply: ApplyFn,
+        *,
+        restore: RestoreFn | None = None,
+        tick_interval: float = 0.01,
+    ) -> None:
+        self.node = RaftNode(config, storage)
+        self.storage = storage
+        self._net = network
+        self._apply = apply
+        self._restore = restore
+        self._tick_interval = tick_interval
+        self._proposals: dict[int, tuple[int, asyncio.Future[int]]] = {}
+        self._reads: dict[bytes, asyncio.Future[int]] = {}
+        self._ctx = itertools.count(1)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        self._pulse = _Pulse()
+        self.applied_index = storage.snapshot_index()
+
+    @property
+    def node_id(self) -> int:
+        return self.node.node_id
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def run(self) -> None:
+        """Drive the node until ``stop()``; the node's messages reach the network meanwhile."""
+        if self._running:
+            raise ConsensusError("driver already running", code="consensus.driver.running")
+        inbox = self._net.register(self.node_id)
+        self._running = True
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tasks = [
+                    tg.create_task(self._ticker()),
+                    tg.create_task(self._receiver(inbox)),
+                ]
+                self._process()
+        finally:
+            self._running = False
+            self._net.unregister(self.node_id)
+            self._fail_pending(DriverStopped(f"node {self.node_id} stopped"))
+            self._net.notify()
+
+    def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_interval)
+            self.node.tick()
+            self._process()
+
+    async def _receiver(self, inbox: asyncio.Queue[Message]) -> None:
+        node = self.node
+        while True:
+            node.step(await inbox.get())
+            while not inbox.empty():
+                node.step(inbox.get_nowait())
+            self._process()
+
+    # --- the Ready loop -----------------------------------------------------------------------
+
+    def _process(self) -> None:
+        node = self.node
+        changed = False
+        while node.has_ready():
+            changed = True
+            rd = node.ready()
+            self.storage.persist(rd)
+            for m in rd.messages:
+                if not self._net.send(m):
+                    node.report_unreachable(m.to)
+            self._apply_ready(rd)
+            node.advance(rd)
+        if changed:
+            self._pulse.fire()
+            self._net.notify()
+
+    def _apply_ready(self, rd: Ready) -> None:
+        if rd.snapshot is not None:
+            idx = rd.snapshot.metadata.index
+            if self._restore is not None:
+                self._restore(rd.snapshot)
+            self.applied_index = idx
+            for i in [i for i in self._proposals if i <= idx]:
+                _, fut = self._proposals.pop(i)
+                if not fut.done():
+                    fut.set_exception(ProposalDropped(f"outcome of {i} lost in a snapshot"))
+        for e in rd.committed_entries:
+            if e.kind is EntryKind.CONF_CHANGE:
+                self.node.apply_conf_change(ConfChange.decode(e.data))
+            self._apply(e)
+            self.applied_index = e.index
+            p = self._proposals.pop(e.index, None)
+            if p is not None and not p[1].done():
+                if p[0] == e.term:
+                    p[1].set_result(e.index)
+                else:
+                    p[1].set_exception(ProposalDropped(f"entry {e.index} was replaced"))
+        for rs in rd.read_states:
+            waiter = self._reads.pop(rs.ctx, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(rs.index)
+
+    def _fail_pending(self, exc: ConsensusError) -> None:
+        for _, fut in self._proposals.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        for fut in self._reads.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self._proposals.clear()
+        self._reads.clear()
+
+    # --- client calls -------------------------------------------------------------------------
+
+    def _check_running(self) -> None:
+        if not self._running:
+            raise DriverStopped(f"node {self.node_id} is not running")
+
+    async def _await_index(self, index: int) -> int:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._proposals[index] = (self.node.term, fut)
+        self._process()
+        try:
+            return await fut
+        finally:
+            p = self._proposals.get(index)
+            if p is not None and p[1] is fut:
+                del self._proposals[index]
+
+    async def propose(self, data: bytes) -> int:
+        """Commit ``data`` through the log; returns its index once applied here."""
+        self._check_running()
+        return await self._await_index(self.node.propose(data))
+
+    async def propose_conf_change(self, cc: ConfChange) -> int:
+        """Commit and apply a membership change; returns the index of its entry."""
+        self._check_running()
+        return await self._await_index(self.node.propose_conf_change(cc))
+
+    def transfer_leadership(self, to: int) -> None:
+        self._check_running()
+        self.node.transfer_leadership(to)
+        self._process()
+
+    async def read(self) -> int:
+        """A linearizable read point: returns once this node has applied it."""
+        self._check_running()
+        ctx = b"r%d" % next(self._ctx)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads[ctx] = fut
+        try:
+            self.node.read_index(ctx)
+            self._process()
+            index = await fut
+        finally:
+            self._reads.pop(ctx, None)
+        await self.wait_for(lambda: self.applied_index >= index)
+        return index
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate`` holds (re-checked after every Ready); wrap in a timeout."""
+        await self._pulse.wait_for(predicate)
