@@ -21,6 +21,8 @@ from charter.crypto import (
 from charter.crypto.keys import (
     b64url,
     b64url_decode,
+    ecdsa_der_to_raw,
+    ecdsa_raw_to_der,
     parse_algorithm,
     public_key_from_spki_der,
     require_ed25519_private,
@@ -164,3 +166,26 @@ def test_parse_algorithm() -> None:
 def test_b64url_has_no_padding() -> None:
     assert b64url(b"\xff") == "_w"
     assert b64url_decode("_w") == b"\xff"
+
+
+def test_p256_raw_signature_form() -> None:
+    key = P256PrivateKey.generate()
+    raw = key.sign_raw(b"root")
+    assert len(raw) == 64
+    key.public_key.verify_raw(raw, b"root")
+    der = ecdsa_raw_to_der(raw)
+    key.public_key.verify(der, b"root")
+    assert ecdsa_der_to_raw(der) == raw
+    tampered = bytearray(raw)
+    tampered[5] ^= 0x10
+    with pytest.raises(SignatureError):
+        key.public_key.verify_raw(bytes(tampered), b"root")
+    with pytest.raises(SignatureError):
+        key.public_key.verify_raw(raw[:-1], b"root")
+    with pytest.raises(SignatureError):
+        ecdsa_der_to_raw(b"\x30\x00junk")
+
+
+def test_p256_raw_signature_keeps_leading_zeros() -> None:
+    der = ecdsa_raw_to_der(b"\x00" * 31 + b"\x01" + b"\x00" * 31 + b"\x02")
+    assert ecdsa_der_to_raw(der) == b"\x00" * 31 + b"\x01" + b"\x00" * 31 + b"\x02"

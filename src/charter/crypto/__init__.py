@@ -40,6 +40,8 @@ from charter.crypto.keys import (
     P256PublicKey,
     PrivateKey,
     PublicKey,
+    ecdsa_der_to_raw,
+    ecdsa_raw_to_der,
     generate_private_key,
     public_key_from_hex,
 )
@@ -68,6 +70,8 @@ __all__ = [
     "WrongPassphraseError",
     "certificate_from_der",
     "certificate_from_pem",
+    "ecdsa_der_to_raw",
+    "ecdsa_raw_to_der",
     "generate_private_key",
     "load_certificate",
     "load_ed25519_private_key",

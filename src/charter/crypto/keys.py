@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
 
 from charter.crypto.errors import InvalidKeyError, SignatureError, WrongKeyTypeError
 
@@ -26,6 +26,7 @@ ED25519_SIGNATURE_SIZE = 64
 P256_PUBLIC_KEY_SIZE = 65  # uncompressed SEC1 point: 0x04 || x || y
 P256_COMPRESSED_SIZE = 33
 P256_PRIVATE_KEY_SIZE = 32
+P256_RAW_SIGNATURE_SIZE = 64
 
 
 class KeyAlgorithm(StrEnum):
@@ -274,6 +275,10 @@ class P256PublicKey(PublicKey):
         except (InvalidSignature, ValueError) as exc:
             raise SignatureError(f"signature does not verify for {self.designator}") from exc
 
+    def verify_raw(self, signature: bytes, message: bytes) -> None:
+        """Verify a fixed-size ``r || s`` signature (COSE ES256 form)."""
+        self.verify(ecdsa_raw_to_der(signature), message)
+
     def to_cryptography(self) -> ec.EllipticCurvePublicKey:
         return self._key
 
@@ -312,11 +317,37 @@ class P256PrivateKey(PrivateKey):
         """DER-encoded ECDSA signature over SHA-256 of ``message``."""
         return self._key.sign(message, ec.ECDSA(hashes.SHA256()))
 
+    def sign_raw(self, message: bytes) -> bytes:
+        """The same signature as fixed-size ``r || s`` (64 bytes), as COSE ES256 carries it."""
+        return ecdsa_der_to_raw(self.sign(message))
+
     def private_bytes_raw(self) -> bytes:
         return self._key.private_numbers().private_value.to_bytes(P256_PRIVATE_KEY_SIZE, "big")
 
     def to_cryptography(self) -> ec.EllipticCurvePrivateKey:
         return self._key
+
+
+def ecdsa_der_to_raw(signature: bytes) -> bytes:
+    """DER ECDSA signature -> 64-byte ``r || s`` (big-endian, zero-padded)."""
+    try:
+        r, s = utils.decode_dss_signature(signature)
+    except ValueError as exc:
+        raise SignatureError("not a DER ECDSA signature") from exc
+    if r >= 1 << 256 or s >= 1 << 256:
+        raise SignatureError("ECDSA signature values out of range for P-256")
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def ecdsa_raw_to_der(signature: bytes) -> bytes:
+    """64-byte ``r || s`` -> DER ECDSA signature."""
+    if len(signature) != P256_RAW_SIGNATURE_SIZE:
+        raise SignatureError(
+            f"a raw P-256 signature is {P256_RAW_SIGNATURE_SIZE} bytes, got {len(signature)}"
+        )
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    return utils.encode_dss_signature(r, s)
 
 
 def generate_private_key(algorithm: KeyAlgorithm | str) -> PrivateKey:
