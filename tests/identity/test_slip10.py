@@ -183,3 +183,9 @@ def test_seed_length(size: int) -> None:
     with pytest.raises(SeedLengthError) as info:
         derive_ed25519(b"\x01" * size, "m/0'")
     assert info.value.code == "identity.derive.seed_length"
+
+
+def test_extended_key_repr_hides_secrets() -> None:
+    node = derive_ed25519_node(bytes.fromhex(SEED_1), "m/0'")
+    assert node.private_key.hex() not in repr(node)
+    assert node.chain_code.hex() not in repr(node)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from charter.crypto.keys import Ed25519PrivateKey
 from charter.identity.errors import DerivationPathError, NonHardenedPathError, SeedLengthError
@@ -27,8 +27,8 @@ _STEP = re.compile(r"(0|[1-9][0-9]*)(['hH]?)")
 class ExtendedKey:
     """A node of the derivation tree: private key and the chain code for its children."""
 
-    private_key: bytes
-    chain_code: bytes
+    private_key: bytes = field(repr=False)
+    chain_code: bytes = field(repr=False)
 
     def public_key(self) -> bytes:
         """The raw 32-byte Ed25519 public key of this node."""
