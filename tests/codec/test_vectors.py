@@ -133,3 +133,18 @@ def test_bool_is_not_int() -> None:
     assert encode(True) == b"t"
     assert encode(1) == b"1+"
     assert decode(b"t") is True
+
+
+def test_subclasses_encode_as_their_base() -> None:
+    import enum
+    from collections import OrderedDict
+
+    class Colour(str, enum.Enum):  # noqa: UP042 (its __str__ is not the value)
+        RED = "red"
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    assert encode(Colour.RED) == b'3"red'
+    assert encode(Level.HIGH) == b"3+"
+    assert encode(OrderedDict([(2, 1), (1, 2)])) == b"{1+2+2+1+}"

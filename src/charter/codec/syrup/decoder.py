@@ -139,7 +139,7 @@ def _parse(
             else:
                 n = c - 48
             if j >= end:
-                if j - pos > max_int_digits:
+                if j - pos > max_int_digits and j - pos > 18:
                     raise SyrupDecodeError(f"more than {max_int_digits} digits", pos)
                 raise _Incomplete(pos, j + 1, value_start)
             t = data[j]

@@ -125,9 +125,9 @@ def _enc_subclass(v: Any, out: bytearray) -> None:
     if isinstance(v, bool):
         _enc(bool(v), out)
     elif isinstance(v, int):
-        _enc(int(v), out)
+        _enc(int.__index__(v), out)
     elif isinstance(v, str):
-        _enc(str(v), out)
+        _enc(str.__str__(v), out)  # the text itself, not an enum's overridden __str__
     elif isinstance(v, Float32):
         _enc(Float32(v), out)
     elif isinstance(v, float):
