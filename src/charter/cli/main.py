@@ -21,11 +21,12 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-apps live in their own modules so each area owns its commands.
-    from charter.cli import demo, identity, keys, ocapn
+    from charter.cli import demo, identity, keys, ocapn, receipt
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(identity.app, name="identity")
     app.add_typer(ocapn.app, name="ocapn")
+    app.add_typer(receipt.app, name="receipt")
     app.command("demo")(demo.demo)
 
 

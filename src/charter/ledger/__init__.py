@@ -1,0 +1,1 @@
+"""The ledger: durable log, Merkle tree, signatures, receipts and state."""
