@@ -621,7 +621,7 @@ class RaftNode:
             pr.probe_sent = False
             if pr.state is ProgressState.REPLICATE and pr.inflights.full():
                 pr.inflights.free_first()
-            if pr.match < self._log.last_index():
+            if pr.match < self._log.last_index() or pr.state is ProgressState.PROBE:
                 self._send_append(m.frm, pr)
         if m.context:
             acks = self._read_only.ack(m.frm, m.context)
