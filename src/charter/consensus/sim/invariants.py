@@ -108,6 +108,7 @@ class _NodeState:
     commit: int = 0
     applied: int = 0
     leader_check: tuple[int, int] | None = None  # (term, committed index when elected)
+    leader_term: int = 0  # the last term this node was seen leading (armed once per term)
 
     def visible_term(self, index: int) -> int | None:
         if self.pending_from and index >= self.pending_from:
@@ -166,7 +167,8 @@ class Checker:
                 "election-safety", f"nodes {known} and {node} are both leaders of term {term}"
             )
         st = self._node(node)
-        if st.leader_check is None or st.leader_check[0] != term:
+        if term > st.leader_term:
+            st.leader_term = term
             st.leader_check = (term, self.max_committed)
 
     def on_hard_state(self, node: int, term: int, vote: int, commit: int) -> None:
@@ -206,14 +208,22 @@ class Checker:
         if not records:
             return
         self._check_ids(node, st, records, pending=False)
+        durable = st.durable
         for idx, term, payload in records:
             got = self.committed.get(idx)
-            if got is not None and got != (term, payload):
+            if (
+                got is not None
+                and got != (term, payload)
+                and durable.term_at(idx) == got[0]
+                and durable.payload_at(idx) == got[1]
+            ):
+                # A stale node may append junk at a committed index it never held; losing
+                # a committed entry it did hold is what must never happen.
                 raise InvariantViolation(
                     "durability",
                     f"node {node} overwrote committed entry {idx} (term {got[0]}) with term {term}",
                 )
-        st.durable.append(records)
+        durable.append(records)
 
     def _check_ids(
         self, node: int, st: _NodeState, records: Sequence[EntryRecord], *, pending: bool
