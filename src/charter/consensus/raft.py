@@ -591,7 +591,9 @@ class RaftNode:
                     pr.become_probe()
                 self._send_append(m.frm, pr)
             return
-        if not pr.maybe_update(m.index):
+        if not pr.maybe_update(m.index) and not (
+            pr.state is ProgressState.PROBE and pr.match == m.index
+        ):
             return
         if pr.state is ProgressState.PROBE:
             pr.become_replicate()
