@@ -1,0 +1,150 @@
+"""A raw-socket client speaks CapTP bytes to the test peer in another process."""
+
+from __future__ import annotations
+
+import pytest
+from rawcaptp import (
+    S,
+    answer,
+    deliver,
+    export,
+    import_object,
+    open_raw_session,
+)
+
+from charter.codec.syrup import Record
+from charter.ocapn.testpeer import (
+    CAR_FACTORY_BUILDER_SWISS,
+    ECHO_SWISS,
+    GREETER_SWISS,
+    PROMISE_PAIR_SWISS,
+)
+
+
+@pytest.mark.parametrize("framing", ["unframed", "length-prefixed"])
+async def test_car_factory_over_raw_captp(peers, framing: str) -> None:  # type: ignore[no-untyped-def]
+    peer = await peers("--listen", "127.0.0.1:0", "--framing", framing, cli=framing == "unframed")
+    loc = peer.location
+    assert loc.transport == "tcp-testing-only" and loc.hints_dict()["host"] == "127.0.0.1"
+    raw = await open_raw_session("127.0.0.1", int(loc.hints_dict()["port"]), framing=framing)
+    assert raw.peer_location is not None and raw.peer_location.same_peer(loc)
+    builder = await raw.fetch(CAR_FACTORY_BUILDER_SWISS)
+    verb, factory = await raw.call(export(builder), [])
+    assert verb == S("fulfill") and factory.label == S("desc:import-object")
+    verb, car = await raw.call(export(factory.fields[0]), [[S("red"), S("zoomracer")]])
+    assert verb == S("fulfill")
+    verb, text = await raw.call(export(car.fields[0]), [])
+    assert (verb, text) == (S("fulfill"), "Vroom! I am a red zoomracer car!")
+    await raw.close()
+
+
+async def test_pipelined_car_and_broken_pipeline(peers) -> None:  # type: ignore[no-untyped-def]
+    peer = await peers()
+    port = int(peer.location.hints_dict()["port"])
+    raw = await open_raw_session("127.0.0.1", port)
+    # fetch, build a factory, build a car and drive it, all before any answer arrives
+    fetched, factory, car = raw.new_answer(), raw.new_answer(), raw.new_answer()
+    raw.send(
+        deliver(
+            export(0),
+            [S("fetch"), CAR_FACTORY_BUILDER_SWISS],
+            fetched,
+            import_object(raw.new_import()),
+        )
+    )
+    raw.send(deliver(answer(fetched), [], factory, import_object(raw.new_import())))
+    raw.send(
+        deliver(answer(factory), [[S("red"), S("zoomracer")]], car, import_object(raw.new_import()))
+    )
+    drive = raw.new_import()
+    raw.send(deliver(answer(car), [], False, import_object(drive)))
+    await raw.writer.drain()
+    assert await raw.resolution(drive) == (S("fulfill"), "Vroom! I am a red zoomracer car!")
+    # the same chain with a malformed car specification breaks every later promise
+    factory2, car2 = raw.new_answer(), raw.new_answer()
+    raw.send(deliver(answer(fetched), [], factory2, import_object(raw.new_import())))
+    raw.send(deliver(answer(factory2), [[1, 2, 3, 4, 5]], car2, import_object(raw.new_import())))
+    drive2 = raw.new_import()
+    raw.send(deliver(answer(car2), [], False, import_object(drive2)))
+    await raw.writer.drain()
+    verb, _reason = await raw.resolution(drive2)
+    assert verb == S("break")
+    await raw.close()
+
+
+async def test_echo_greeter_and_promise_pair(peers) -> None:  # type: ignore[no-untyped-def]
+    peer = await peers()
+    raw = await open_raw_session("127.0.0.1", int(peer.location.hints_dict()["port"]))
+    echo = await raw.fetch(ECHO_SWISS)
+    args = ["foo", 1, False, b"bar", ["baz"]]
+    assert await raw.call(export(echo), args) == (S("fulfill"), args)
+
+    # echo keeps no reference to an object we pass: the peer releases it (gc-export(s))
+    ours = raw.new_import()
+    raw.send(Record(S("op:deliver-only"), export(echo), [import_object(ours)] * 3))
+    released = 0
+
+    def is_gc(m: object) -> bool:
+        return isinstance(m, Record) and m.label in (S("op:gc-export"), S("op:gc-exports"))
+
+    while released < 3:
+        gc = await raw.expect(is_gc)
+        for pos, delta in zip(*gc.fields, strict=True):
+            if pos == ours:
+                released += delta
+    assert released == 3
+
+    # greeter: op:deliver "Hello" with an answer and a resolver; gc-answer after we fulfil
+    greeter = await raw.fetch(GREETER_SWISS)
+    greeted = raw.new_import()
+    raw.send(deliver(export(greeter), [import_object(greeted)], False, False))
+    await raw.writer.drain()
+    hello = await raw.expect_to(greeted)
+    assert hello.label == S("op:deliver") and hello.fields[1] == ["Hello"]
+    answer_pos, resolver = hello.fields[2], hello.fields[3]
+    assert type(answer_pos) is int and resolver.label == S("desc:import-object")
+    raw.send(deliver(export(resolver.fields[0]), [S("fulfill"), "Hi"], False, False))
+    await raw.writer.drain()
+    gc_answer = await raw.expect(
+        lambda m: (
+            isinstance(m, Record)
+            and m.label in (S("op:gc-answer"), S("op:gc-answers"))
+            and answer_pos in (m.fields[0] if isinstance(m.fields[0], list) else [m.fields[0]])
+        )
+    )
+    assert gc_answer is not None
+
+    # promise pair: [promise, resolver]; resolving through the resolver settles the promise
+    pair = await raw.fetch(PROMISE_PAIR_SWISS)
+    verb, value = await raw.call(export(pair), [])
+    assert verb == S("fulfill")
+    promise, resolver_obj = value
+    assert promise.label == S("desc:import-promise")
+    assert resolver_obj.label == S("desc:import-object")
+    listener = raw.new_import()
+    raw.send(Record(S("op:listen"), export(promise.fields[0]), import_object(listener), False))
+    raw.send(deliver(export(resolver_obj.fields[0]), [S("fulfill"), "done"], False, False))
+    await raw.writer.drain()
+    assert await raw.resolution(listener) == (S("fulfill"), "done")
+    await raw.close()
+
+
+async def test_garbage_gets_an_abort_and_the_peer_survives(peers) -> None:  # type: ignore[no-untyped-def]
+    peer = await peers()
+    port = int(peer.location.hints_dict()["port"])
+    raw = await open_raw_session("127.0.0.1", port)
+    raw.send_bytes(b"]]]not syrup at all")
+    await raw.writer.drain()
+    aborted = await raw.expect(lambda m: isinstance(m, Record) and m.label == S("op:abort"))
+    assert isinstance(aborted.fields[0], str)
+    # a bad version at start-session is refused too
+    bad = await open_raw_session("127.0.0.1", port, start=False)
+    bad.send(Record(S("op:start-session"), "0.1", [], False, []))
+    await bad.writer.drain()
+    # whatever came first, an abort follows and the connection ends
+    await bad.expect(lambda m: isinstance(m, Record) and m.label == S("op:abort"))
+    # the peer still serves new sessions
+    good = await open_raw_session("127.0.0.1", port)
+    echo = await good.fetch(ECHO_SWISS)
+    assert await good.call(export(echo), [1]) == (S("fulfill"), [1])
+    await good.close()
