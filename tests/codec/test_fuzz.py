@@ -89,17 +89,23 @@ def check(rng: random.Random, data: bytes) -> int:
         valid = 1
         assert encode(value) == data, data
     dec = Decoder(**LIMITS)
-    got: list[Any] = []
+    got: list[tuple[Any, bytes]] = []
     pos = 0
+    raw_mode = rng.random() < 0.5
     try:
         while pos < len(data):
             step = rng.randint(1, max(1, len(data)))
-            got.extend(dec.feed(data[pos : pos + step]))
+            chunk = data[pos : pos + step]
+            if raw_mode:
+                got.extend(dec.feed_raw(chunk))
+            else:
+                got.extend((v, encode(v)) for v in dec.feed(chunk))
             pos += step
     except SyrupDecodeError:
         return valid
     consumed = len(data) - dec.pending
-    assert b"".join(encode(v) for v in got) == data[:consumed], data
+    assert all(encode(v) == raw for v, raw in got), data
+    assert b"".join(raw for _, raw in got) == data[:consumed], data
     if valid:
         assert dec.pending == 0 and len(got) == 1, data
     return valid

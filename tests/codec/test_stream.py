@@ -99,3 +99,18 @@ def test_bytes_like_input() -> None:
     wire = encode([1, "a"])
     assert decode(memoryview(wire)) == decode(bytearray(wire)) == [1, "a"]
     assert Decoder().feed(bytearray(wire)) == [[1, "a"]]
+
+
+def test_feed_raw_returns_the_exact_bytes_of_each_value() -> None:
+    rng = random.Random(99)
+    wires = [encode(m) for m in MESSAGES]
+    for _ in range(200):
+        cuts = sorted(rng.sample(range(1, len(STREAM)), rng.randint(1, 30)))
+        dec = Decoder()
+        got: list[tuple[Any, bytes]] = []
+        prev = 0
+        for cut in [*cuts, len(STREAM)]:
+            got.extend(dec.feed_raw(STREAM[prev:cut]))
+            prev = cut
+        assert [raw for _, raw in got] == wires
+        assert [v for v, _ in got] == MESSAGES

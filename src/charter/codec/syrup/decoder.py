@@ -97,12 +97,14 @@ def _parse(
     max_size: int,
     max_int_digits: int,
     out: list[Any] | None,
+    ends: list[int] | None = None,
 ) -> tuple[Any, int]:
     """Parse tokens from ``pos`` until the value at the bottom of ``stack`` completes.
 
     With ``out`` None, returns that value and the position after it. With a list,
     appends every completed top-level value to it and goes on; it returns
-    ``(None, end)`` if the input ends between values. Raises :class:`_Incomplete`
+    ``(None, end)`` if the input ends between values; ``ends``, if given, receives
+    the position after each of those values. Raises :class:`_Incomplete`
     when the input ends inside a value; ``stack`` is then left consistent for a
     resume at ``resume``. Frames are lists ``[kind, items, frozen, start, prev, key]``:
     ``frozen`` marks dictionary-key/set-member context, ``start`` the offset of the
@@ -285,6 +287,8 @@ def _parse(
             if out is None:
                 return v, pos
             out.append(v)
+            if ends is not None:
+                ends.append(pos)
             value_start = pos
         elif kind == _DICT:
             if top[5] is _NO_KEY:
@@ -382,8 +386,11 @@ class Decoder:
     """Incremental decoder for a stream of concatenated Syrup values.
 
     Feed it bytes as they arrive; it returns every value those bytes complete
-    and keeps the state of a partial one. After an error the stream cannot be
-    resynchronised, so every later ``feed`` raises the same error.
+    and keeps the state of a partial one. ``feed_raw`` also returns the exact
+    bytes of each value, for callers that hash or verify what was received.
+
+    After an error the stream cannot be resynchronised: every later call raises
+    the same error, and values completed earlier in the failing call are dropped.
     """
 
     def __init__(
@@ -405,6 +412,7 @@ class Decoder:
         self._stack: list[list[Any]] = []
         self._offset = 0  # stream offset of ``_buf[0]``
         self._value_start = 0  # stream offset where the incomplete value began
+        self._dropped: list[bytes] = []  # its bytes before ``_offset``, for ``feed_raw``
         self._error: SyrupDecodeError | None = None
 
     @property
@@ -416,32 +424,63 @@ class Decoder:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Any]:
         """Take the next bytes of the stream; return the values they complete, in order."""
+        buf = self._take(data)
+        if buf is None:
+            return []
+        return self._guarded_run(buf, None)
+
+    def feed_raw(self, data: bytes | bytearray | memoryview) -> list[tuple[Any, bytes]]:
+        """Like ``feed``, with each value paired with the exact bytes it was decoded from."""
+        buf = self._take(data)
+        if buf is None:
+            return []
+        if self._stack or self._buf:
+            start = self._value_start - self._offset
+            prefix = b"".join(self._dropped)
+        else:
+            start = self._resume
+            prefix = b""
+        ends: list[int] = []
+        values = self._guarded_run(buf, ends)
+        out: list[tuple[Any, bytes]] = []
+        for value, end in zip(values, ends, strict=True):
+            raw = prefix + buf[:end] if start < 0 else buf[start:end]
+            out.append((value, raw))
+            start = end
+        return out
+
+    def _take(self, data: bytes | bytearray | memoryview) -> bytes | None:
+        """Buffer ``data``; return the bytes to parse now, or None if parsing cannot progress."""
         if self._error is not None:
             raise self._error
         if not data:
-            return []
+            return None
         if type(data) is not bytes:
             data = bytes(data)
         if self._need:
             self._chunks.append(data)
             self._chunks_len += len(data)
             if len(self._buf) + self._chunks_len < self._need:
-                return []
+                return None
             data = self._buf + b"".join(self._chunks)
             self._chunks = []
             self._chunks_len = 0
         elif self._buf:
             data = self._buf + data
+        return data
+
+    def _guarded_run(self, data: bytes, ends: list[int] | None) -> list[Any]:
         try:
-            return self._run(data)
+            return self._run(data, ends)
         except SyrupDecodeError as exc:
             err = SyrupDecodeError(exc.reason, exc.offset + self._offset if exc.offset >= 0 else -1)
             self._error = err
             self._buf = b""
             self._stack = []
+            self._dropped = []
             raise err from None
 
-    def _run(self, data: bytes) -> list[Any]:
+    def _run(self, data: bytes, ends: list[int] | None) -> list[Any]:
         out: list[Any] = []
         stack = self._stack
         end = len(data)
@@ -452,7 +491,7 @@ class Decoder:
         try:
             if self._offset + end - earliest <= max_size:
                 # No value in this data can exceed the limit: parse all in one go.
-                _parse(data, pos, end, stack, *limits, out)
+                _parse(data, pos, end, stack, *limits, out, ends)
             else:
                 while pos < end:
                     if not stack:
@@ -461,6 +500,8 @@ class Decoder:
                     if self._offset + pos - self._value_start > max_size:
                         raise SyrupDecodeError(f"value exceeds the limit of {max_size} bytes", pos)
                     out.append(value)
+                    if ends is not None:
+                        ends.append(pos)
         except _Incomplete as inc:
             if inc.value_start >= 0:
                 self._value_start = self._offset + inc.value_start
@@ -474,14 +515,24 @@ class Decoder:
         self._need = 0
         self._resume = 0
         self._offset += end
+        self._dropped = []
         return out
 
     def _suspend(self, data: bytes, resume: int, need: int) -> None:
-        """Keep only the bytes still referenced: the resume point and open keys/members."""
+        """Keep only the bytes still referenced: the resume point and open keys/members.
+
+        The incomplete value's bytes that are let go are kept aside in ``_dropped``
+        so that ``feed_raw`` can still return the value's exact bytes.
+        """
         keep = resume
         for fr in self._stack:
             if (fr[0] == _SET or (fr[0] == _DICT and fr[5] is _NO_KEY)) and fr[3] < keep:
                 keep = fr[3]
+        start = self._value_start - self._offset
+        if start >= 0:
+            self._dropped = []  # the value began in this data
+        if keep > start:
+            self._dropped.append(data[max(start, 0) : keep])
         if keep:
             for fr in self._stack:
                 fr[3] -= keep
