@@ -10,6 +10,7 @@ and its application; only what the node reported durable survives in its storage
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -79,6 +80,7 @@ class Cluster:
         self._trace = trace
         self._factory = node_factory or core.new_node
         self.nodes: dict[int, SimNode] = {}
+        self.counts: Counter[str] = Counter()
         self._last_role: dict[int, tuple[int, object]] = {}
         voters = frozenset(range(1, size + 1))
         for nid in sorted(voters):
@@ -146,6 +148,7 @@ class Cluster:
         if sn.raft is None:
             return
         self.trace(f"crash {nid}")
+        self.counts["crash"] += 1
         sn.raft = None
         sn.pending = None
         sn.proposals.clear()
@@ -263,6 +266,7 @@ class Cluster:
         sn.storage.compact(at)
         self.checker.on_compact(nid, at)
         self.trace(f"compact {nid} at {at}")
+        self.counts["compact"] += 1
         return at
 
     def _conf_at(self, sn: SimNode, index: int) -> core.ConfState:
@@ -338,6 +342,7 @@ class Cluster:
         if last is None or last[0] != term or last[1] is not role:
             self._last_role[sn.node_id] = (term, role)
             if role is core.Role.LEADER:
+                self.counts["leader"] += 1
                 self.trace(f"node {sn.node_id} leads term {term}")
         self.checker.on_role(sn.node_id, term, role is core.Role.LEADER)
 
@@ -388,6 +393,8 @@ class Cluster:
             sn.conf = snap.metadata.conf
             sn.conf_history = [(snap.metadata.index, snap.metadata.conf)]
             ch.on_snapshot_applied(nid, sn.applied_index, snap_state)
+            self.counts["snapshot-installed"] += 1
+            self.trace(f"node {nid} installed snapshot at {sn.applied_index}")
         for e in rd.committed_entries:
             rec = core.entry_record(e)
             ch.on_apply(nid, rec[0], rec[1], rec[2])
@@ -397,10 +404,12 @@ class Cluster:
             if cc is not None:
                 sn.conf = r.apply_conf_change(cc)
                 sn.conf_history.append((e.index, sn.conf))
+                self.counts["conf-applied"] += 1
                 self.trace(f"node {nid} applied {cc.kind.name} {cc.node_id} at {e.index}")
             if rec[2] in sn.proposals:
                 sn.proposals.discard(rec[2])
                 ch.acknowledge(rec[0], rec[1], rec[2])
+                self.counts["acknowledged"] += 1
         for rs in rd.read_states:
             floor = sn.reads.pop(rs.ctx, None)
             if floor is not None:
@@ -410,4 +419,5 @@ class Cluster:
                         f"node {nid} read index {rs.index} misses acknowledged index {floor}",
                     )
                 sn.read_results[rs.ctx] = rs.index
+                self.counts["read"] += 1
         r.advance(rd)

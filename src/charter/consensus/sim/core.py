@@ -22,6 +22,7 @@ from charter.consensus.types import (
 
 __all__ = [
     "ConfChange",
+    "MemoryStorage",
     "ConfState",
     "Entry",
     "EntryKind",
@@ -63,7 +64,9 @@ def new_node(
     heartbeat_ticks: int,
     pre_vote: bool = True,
     check_quorum: bool = True,
+    node_class: type[RaftNode] = RaftNode,
 ) -> RaftNode:
+    """A node with small message limits, so batching and chunking are exercised."""
     cfg = Config(
         node_id=node_id,
         election_ticks=election_ticks,
@@ -74,7 +77,7 @@ def new_node(
         max_entries_per_msg=8,
         snapshot_chunk_size=64,
     )
-    return RaftNode(cfg, storage)
+    return node_class(cfg, storage)
 
 
 def persist(storage: MemoryStorage, rd: Ready) -> None:

@@ -43,6 +43,7 @@ class Result:
     messages: int = 0
     seconds: float = 0.0
     trace: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -71,7 +72,13 @@ def _apply_fault(cl: Cluster, f: Fault, next_id: list[int]) -> None:
         cl.trace(f"slow disk {f.node} +{f.pick} ticks until {cl.now + f.duration}")
         cl.slow_disk(f.node, f.pick, cl.now + f.duration)
     elif k is FaultKind.PROPOSE:
-        cl.propose(f.node, f"v{f.pick}".encode())
+        # A client asks the node it knows; told of another leader, it retries there once.
+        data = f"v{f.pick}".encode()
+        if not cl.propose(f.node, data):
+            r = cl.nodes[f.node].raft if f.node in cl.nodes else None
+            hint = r.leader_id if r is not None else None
+            if hint and hint != f.node and hint in cl.nodes:
+                cl.propose(hint, data)
     elif k is FaultKind.COMPACT:
         cl.compact(f.node)
     elif k is FaultKind.READ_INDEX:
@@ -139,11 +146,13 @@ def _liveness(cl: Cluster, config: SimConfig) -> None:
         floor = cl.checker.max_acknowledged()
         done = True
         for nid in members:
-            sn = cl.nodes.get(nid)
-            if sn is None or sn.raft is None:
+            member = cl.nodes.get(nid)
+            if member is None or member.raft is None:
                 done = False
                 break
-            if sn.applied_index < floor or not any(rec[2] == b"N" + marker for rec in sn.applied):
+            if member.applied_index < floor or all(
+                rec[2] != b"N" + marker for rec in member.applied
+            ):
                 done = False
                 break
         if done:
@@ -204,7 +213,8 @@ def run_schedule(
     res.acknowledged = len(cl.checker.acknowledged)
     res.checks = cl.checker.checks
     res.messages = cl.net.stats.sent
-    res.leaders = len(cl.checker._leaders)
+    res.leaders = cl.counts["leader"]
+    res.counts = dict(cl.counts)
     res.seconds = time.perf_counter() - started
     return res
 
@@ -218,12 +228,26 @@ def config_for(seed: int, nodes: int | None, steps: int | None) -> SimConfig:
     return cfg
 
 
-def run_seed(seed: int, config: SimConfig, *, verbose: bool = False) -> Result:
+def run_seed(
+    seed: int,
+    config: SimConfig,
+    *,
+    verbose: bool = False,
+    node_factory: Callable[..., core.RaftNode] | None = None,
+) -> Result:
     """Run ``seed``: its schedule and all its randomness are functions of the number alone."""
-    return run_schedule(seed, generate(seed, config), config, verbose=verbose)
+    return run_schedule(
+        seed, generate(seed, config), config, verbose=verbose, node_factory=node_factory
+    )
 
 
-def shrink(result: Result, config: SimConfig, *, budget: int = 200) -> Result:
+def shrink(
+    result: Result,
+    config: SimConfig,
+    *,
+    budget: int = 200,
+    node_factory: Callable[..., core.RaftNode] | None = None,
+) -> Result:
     """Re-run ``result``'s seed with ever smaller subsets of its schedule; keep the violation.
 
     Returns the verbose re-run of the smallest failing schedule found (its ``trace`` holds
@@ -234,8 +258,8 @@ def shrink(result: Result, config: SimConfig, *, budget: int = 200) -> Result:
     target = result.invariant
 
     def fails(events: list[Fault]) -> bool:
-        r = run_schedule(result.seed, events, config)
+        r = run_schedule(result.seed, events, config, node_factory=node_factory)
         return r.invariant == target
 
     events = ddmin(result.schedule, fails, budget=budget)
-    return run_schedule(result.seed, events, config, verbose=True)
+    return run_schedule(result.seed, events, config, verbose=True, node_factory=node_factory)

@@ -149,10 +149,10 @@ class Scenario:
         elif op == "hold":
             self.cl.net.hold.add(_link(args[0], line))
         elif op == "release":
-            a, b = _link(args[0], line)
+            src, dst = _link(args[0], line)
             self.cl.net.release(
-                a,
-                b,
+                src,
+                dst,
                 reverse="reverse" in args[1:],
                 copies=2 if "twice" in args[1:] else 1,
                 now=self.cl.now,
@@ -178,9 +178,9 @@ class Scenario:
         elif op == "conf-refused":
             self._conf(args[0], _int(args[1], line), line, expect=False)
         elif op == "transfer":
-            a, b = _int(args[0], line), _int(args[1], line)
-            if not self.cl.transfer(a, b):
-                raise ScenarioError(f"transfer {a}->{b} was refused", line=line)
+            src, dst = _int(args[0], line), _int(args[1], line)
+            if not self.cl.transfer(src, dst):
+                raise ScenarioError(f"transfer {src}->{dst} was refused", line=line)
         elif op == "compact":
             nid = _int(args[0], line)
             idx = _int(args[1], line) if len(args) > 1 else None
