@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,7 +77,7 @@ class RawSession:
     framing: str = "unframed"
     key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
     location: PeerLocation = field(
-        default_factory=lambda: PeerLocation("rawclient", "tcp-testing-only")
+        default_factory=lambda: PeerLocation(f"raw-{uuid.uuid4().hex}", "tcp-testing-only")
     )
     peer_key: bytes = b""
     peer_location: PeerLocation | None = None
