@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 
 from charter.codec.syrup import (
+    Decoder,
     Record,
     Symbol,
     SyrupDecodeError,
     SyrupEncodeError,
     SyrupError,
+    SyrupLimitError,
     decode,
     encode,
 )
@@ -111,10 +113,14 @@ def test_integer_digit_limit() -> None:
 
 
 def test_bad_limits_are_rejected() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(SyrupLimitError):
         decode(b"t", max_depth=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(SyrupLimitError):
         decode(b"t", max_depth=100_000)
+    with pytest.raises(SyrupLimitError):
+        decode(b"t", max_size=0)
+    with pytest.raises(SyrupLimitError):
+        Decoder(max_int_digits=0)
 
 
 class _Opaque:

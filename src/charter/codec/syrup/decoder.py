@@ -18,7 +18,7 @@ import re
 import struct
 from typing import Any
 
-from charter.codec.syrup.errors import SyrupDecodeError
+from charter.codec.syrup.errors import SyrupDecodeError, SyrupLimitError
 from charter.codec.syrup.values import Float32, Record, Symbol, set_record_fields, set_record_label
 
 DEFAULT_MAX_DEPTH = 256
@@ -345,11 +345,11 @@ def _length(data: bytes, pos: int, j: int, max_size: int) -> int:
 
 def _check_limits(max_depth: int, max_size: int, max_int_digits: int) -> None:
     if not 1 <= max_depth <= HARD_MAX_DEPTH:
-        raise ValueError(f"max_depth must be between 1 and {HARD_MAX_DEPTH}")
+        raise SyrupLimitError(f"max_depth must be between 1 and {HARD_MAX_DEPTH}")
     if max_size < 1:
-        raise ValueError("max_size must be positive")
+        raise SyrupLimitError("max_size must be positive")
     if max_int_digits < 1:
-        raise ValueError("max_int_digits must be positive")
+        raise SyrupLimitError("max_int_digits must be positive")
 
 
 def decode(
@@ -363,12 +363,10 @@ def decode(
     if type(data) is not bytes:
         data = bytes(data)
     end = len(data)
-    if end > max_size:
-        if max_size < 1:
-            _check_limits(max_depth, max_size, max_int_digits)
-        raise SyrupDecodeError(f"input of {end} bytes exceeds the limit of {max_size}", 0)
-    if not 1 <= max_depth <= HARD_MAX_DEPTH or max_int_digits < 1:
+    if not 1 <= max_depth <= HARD_MAX_DEPTH or max_int_digits < 1 or max_size < 1:
         _check_limits(max_depth, max_size, max_int_digits)
+    if end > max_size:
+        raise SyrupDecodeError(f"input of {end} bytes exceeds the limit of {max_size}", 0)
     try:
         value, pos = _parse(data, 0, end, [], max_depth, max_size, max_int_digits, None)
     except _Incomplete as inc:

@@ -31,3 +31,9 @@ class SyrupDecodeError(SyrupError):
         super().__init__(f"invalid Syrup{where}: {reason}")
         self.reason = reason
         self.offset = offset
+
+
+class SyrupLimitError(SyrupError, ValueError):
+    """A decoder limit (``max_depth``, ``max_size``, ``max_int_digits``) out of range."""
+
+    code = "codec.syrup.limit"
