@@ -150,7 +150,7 @@ def test_operation_before_start_session_aborts() -> None:
 
 
 def test_deliver_maps_descriptors_and_answers() -> None:
-    a, ha, b, hb = pair()
+    a, _ha, b, _hb = pair()
     obj = Obj()
     pos = a.deliver(Export(0), [S("fetch"), b"swiss", obj], answer=True, resolver=Obj())
     assert pos == 0
@@ -188,7 +188,7 @@ def test_reused_answer_position_aborts() -> None:
 
 
 def test_unknown_export_aborts() -> None:
-    a, _, b, _ = pair()
+    _a, _, b, _ = pair()
     events = b.receive(Record(S("op:deliver-only"), Record(S("desc:export"), 42), []))
     assert isinstance(events[0], Aborted) and "no export" in events[0].reason
 
@@ -366,7 +366,7 @@ def test_fuzzed_and_hostile_input_aborts_never_raises() -> None:
     from charter.ocapn.framing import UnframedFramer
 
     rng = random.Random(1234)
-    a0, _, b0, _ = pair()
+    a0, _, _b0, _ = pair()
     samples: list[bytes] = []
     obj = Obj()
     a0.deliver(

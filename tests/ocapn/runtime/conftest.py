@@ -17,9 +17,11 @@ class Wire:
 
     def __init__(self) -> None:
         self.writers: list[str | None] = []
+        self.data: list[bytes] = []
 
     def __call__(self, conn: MemoryConnection, data: bytes) -> None:
         self.writers.append(conn.local_designator)
+        self.data.append(data)
 
 
 @pytest.fixture
@@ -51,8 +53,11 @@ async def make_runtime(switchboard: Switchboard) -> AsyncIterator[MakeRuntime]:
             await rt.close()
 
 
-async def eventually(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``cond()`` holds, letting the loop run; fail after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while not cond():
+async def eventually(cond: Callable[[], bool], limit: float = 5.0) -> None:
+    """Wait until ``cond()`` holds, letting the loop run; fail after ``limit`` seconds.
+
+    The conditions polled here (table sizes after GC traffic) have no event to wait on.
+    """
+    async with asyncio.timeout(limit):
+        while not cond():  # noqa: ASYNC110 - polling state that has no event
             await asyncio.sleep(0.001)

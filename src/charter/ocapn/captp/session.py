@@ -67,7 +67,11 @@ from charter.ocapn.locator import PeerLocation
 #: Nesting deeper than this in a received value is treated as hostile.
 MAX_DEPTH = 200
 
-_ATOMS: frozenset[type] = frozenset({int, str, bytes, bool, float, Symbol, type(None)})
+_ATOMS: frozenset[type] = frozenset({int, str, bytes, bool, float, Symbol})
+
+#: Syrup has no "undefined": Python's None travels as ``<void>`` (as deployed peers do).
+VOID = Record(Symbol("void"))
+_VOID_LABEL = Symbol("void")
 
 
 # -- how the runtime describes outgoing references ------------------------------------
@@ -452,6 +456,8 @@ class Session:
         t = type(v)
         if t in _ATOMS:
             return v
+        if v is None:
+            return VOID
         if t is list or t is tuple:
             return [self._out_value(x) for x in v]
         if t is dict:
@@ -493,8 +499,11 @@ class Session:
             return [self._in_value(x, d) for x in v]
         if t is Record:
             label = v.label
-            if type(label) is Symbol and label.name.startswith("desc:"):
-                return self._in_desc(v)
+            if type(label) is Symbol:
+                if label.name.startswith("desc:"):
+                    return self._in_desc(v)
+                if label == _VOID_LABEL and not v.fields:
+                    return None
             return Record(self._in_value(label, d), *[self._in_value(x, d) for x in v.fields])
         if t is dict:
             return {self._in_value(k, d): self._in_value(x, d) for k, x in v.items()}

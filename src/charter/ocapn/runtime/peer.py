@@ -102,6 +102,7 @@ class PeerSession:
         self._waiting: set[Promise] = set()
         self._flush_scheduled = False
         self._bootstrap_ref: RemoteRef | None = None
+        self.retired = False
         self.name = expected.designator if expected is not None else (conn.peer_designator or "?")
         self.transport = expected.transport if expected is not None else ""
 
@@ -110,6 +111,21 @@ class PeerSession:
     @property
     def usable(self) -> bool:
         return self.session.is_open and not self.conn.is_closing
+
+    def retire(self) -> None:
+        """Lost a crossed-hellos race: take no new work; the dialer closes it when idle."""
+        self.retired = True
+        self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        if not self.outbound or not self.session.is_open:
+            return
+        s = self.session
+        if self._questions or self._waiting or s.export_count or s.answer_count:
+            return
+        if any(pos != 0 and wr() is not None for pos, wr in self._imports.items()):
+            return
+        self.abort("crossed hellos")
 
     @property
     def peer_location(self) -> PeerLocation | None:
@@ -166,7 +182,7 @@ class PeerSession:
         self._questions[pos] = p
 
         def done(ok: bool, value: Any) -> None:
-            if self._questions.pop(pos, None) is not None:
+            if self._questions.pop(pos, None) is not None and self.session.is_open:
                 self.session.release_answer(pos)
                 self.schedule_flush()
 
@@ -196,6 +212,8 @@ class PeerSession:
         self._flush_scheduled = False
         if self._released:
             self._release_imports()
+        if self.retired:
+            self._close_if_idle()
         if not self.session.has_outgoing:
             return
         messages = self.session.take_outgoing()
@@ -311,7 +329,9 @@ class PeerSession:
                 assert isinstance(ev, Aborted)
                 self._ended(ev.reason)
             elif t is ExportsReleased or t is AnswersReleased:
-                pass  # the session dropped its strong references; nothing else holds them
+                # the session dropped its strong references; a retired session may now be idle
+                if self.retired:
+                    self.schedule_flush()
 
     def _on_delivered(self, ev: Delivered) -> None:
         target = ev.target

@@ -3,9 +3,12 @@
 ``Runtime`` holds one or more netlayers, serves on them, and keeps at most one live
 CapTP session per peer (keyed by transport and designator). When two peers dial
 each other at once ("crossed hellos") both keep the connection whose *dialing*
-side has the higher session public key and abort the other; a runtime waits for
-every handshake in flight to the same peer before deciding, so the loser is never
-one that was already handed out.
+side has the higher session public key. A runtime waits for every handshake in
+flight to the same peer before deciding, but a dial may complete before the
+crossing one is even seen, so the losing session may already be in use: it is
+retired (no new work goes to it) and its dialer aborts it with "crossed hellos"
+once distributed GC shows it idle (no questions, answers, imports or exports),
+so nothing in flight on it is ever broken.
 
 Each session gets its own bootstrap object (export position 0) with ``fetch`` (by
 swiss number), ``deposit-gift`` and ``withdraw-gift``. Third-party handoffs:
@@ -205,7 +208,14 @@ class Runtime:
                     del self._dialing[key]
 
             dial.add_done_callback(forget)
-        return await asyncio.shield(dial)
+        ps = await asyncio.shield(dial)
+        if ps.retired or not ps.usable:
+            # it lost a crossed-hellos race after the dial returned: use the winner
+            winner = self._sessions.get(key)
+            if winner is None or not winner.usable:
+                raise RuntimeClosedError(f"no session with {peer.designator}")
+            return winner
+        return ps
 
     def _netlayer_for(self, transport: str) -> Netlayer:
         for nl in self.netlayers:
@@ -289,7 +299,7 @@ class Runtime:
                 p.ready.set_result(winner)
         for p in cands:
             if p is not winner:
-                p.abort("crossed hellos")
+                p.retire()
 
     def _on_ended(self, ps: PeerSession) -> None:
         self._peers.discard(ps)
