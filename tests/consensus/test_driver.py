@@ -34,9 +34,7 @@ class App:
 class Cluster:
     def __init__(self, ids: list[int]) -> None:
         self.net = MemoryNetwork()
-        self.storages = {
-            i: MemoryStorage.bootstrap(ConfState(frozenset(ids))) for i in ids
-        }
+        self.storages = {i: MemoryStorage.bootstrap(ConfState(frozenset(ids))) for i in ids}
         self.apps: dict[int, App] = {}
         self.drivers: dict[int, RaftDriver] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}

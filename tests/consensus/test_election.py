@@ -137,9 +137,7 @@ def test_leader_lease_ignores_vote_requests_but_not_transfer_campaigns() -> None
     assert not rd.messages
     f.advance(rd)
     f.step(
-        Message(
-            MessageType.VOTE, 3, 2, term + 1, log_term=99, index=99, context=CAMPAIGN_TRANSFER
-        )
+        Message(MessageType.VOTE, 3, 2, term + 1, log_term=99, index=99, context=CAMPAIGN_TRANSFER)
     )
     assert f.term == term + 1
     rd = f.ready()
@@ -194,9 +192,7 @@ def test_prevote_grants_do_not_change_term_or_vote() -> None:
     n.step(Message(MessageType.VOTE, 3, 1, 4, log_term=1, index=1))
     drain(n)
     n.step(Message(MessageType.PRE_VOTE, 2, 1, 3, log_term=1, index=1))
-    assert [(m.type, m.reject, m.term) for m in drain(n)] == [
-        (MessageType.PRE_VOTE_RESP, True, 4)
-    ]
+    assert [(m.type, m.reject, m.term) for m in drain(n)] == [(MessageType.PRE_VOTE_RESP, True, 4)]
 
 
 def test_a_candidate_that_loses_the_vote_becomes_follower() -> None:

@@ -607,6 +607,8 @@ class RaftNode:
         if self._maybe_commit():
             self._bcast_append()
         else:
+            # Also tells a follower that was paused during a commit broadcast the commit.
+            self._send_append(m.frm, pr, send_if_empty=pr.sent_commit < self._log.committed)
             while self._send_append(m.frm, pr, send_if_empty=False):
                 pass
         if m.frm == self._transferee and pr.match == self._log.last_index():

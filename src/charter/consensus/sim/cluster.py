@@ -68,6 +68,8 @@ class Cluster:
         checker: Checker | None = None,
         trace: Callable[[str], None] | None = None,
         node_factory: Callable[..., core.RaftNode] | None = None,
+        node_options: dict[str, int] | None = None,
+        trace_messages: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.net: Network[Message] = Network(self.rng, profile or NetProfile())
@@ -78,7 +80,9 @@ class Cluster:
         self.pre_vote = pre_vote
         self.check_quorum = check_quorum
         self._trace = trace
-        self._factory = node_factory or core.new_node
+        self._factory: Callable[..., core.RaftNode] = node_factory or core.new_node
+        self.node_options: dict[str, int] = dict(node_options or {})
+        self.trace_messages = trace_messages
         self.nodes: dict[int, SimNode] = {}
         self.counts: Counter[str] = Counter()
         self._last_role: dict[int, tuple[int, object]] = {}
@@ -108,6 +112,7 @@ class Cluster:
             heartbeat_ticks=self.heartbeat_ticks,
             pre_vote=self.pre_vote,
             check_quorum=self.check_quorum,
+            **self.node_options,
         )
         sn.lifetimes += 1
         sn.pending = None
@@ -312,8 +317,24 @@ class Cluster:
             for _frm, to, msg in batch:
                 self.deliver(to, msg)
 
+    def deliver_one(self) -> bool:
+        """Deliver the oldest message in flight; False if nothing was deliverable."""
+        self._finish_disks()
+        got = self.net.pop_next()
+        if got is None:
+            return False
+        self.deliver(got[1], got[2])
+        return True
+
     def deliver(self, to: int, msg: Message) -> None:
         sn = self.nodes.get(to)
+        if self.trace_messages:
+            extra = f" +{len(msg.entries)}" if msg.entries else ""
+            rej = " reject" if msg.reject else ""
+            self.trace(
+                f"{msg.frm}->{to} {msg.type.name} t{msg.term} i{msg.index} lt{msg.log_term}"
+                f" c{msg.commit}{extra}{rej}"
+            )
         if sn is None or sn.raft is None:
             return
         try:

@@ -22,10 +22,10 @@ from charter.consensus.types import (
 
 __all__ = [
     "ConfChange",
-    "MemoryStorage",
     "ConfState",
     "Entry",
     "EntryKind",
+    "MemoryStorage",
     "RaftNode",
     "Ready",
     "Role",
@@ -65,6 +65,7 @@ def new_node(
     pre_vote: bool = True,
     check_quorum: bool = True,
     node_class: type[RaftNode] = RaftNode,
+    max_entries_per_msg: int = 8,
 ) -> RaftNode:
     """A node with small message limits, so batching and chunking are exercised."""
     cfg = Config(
@@ -74,7 +75,7 @@ def new_node(
         rng=rng,
         pre_vote=pre_vote,
         check_quorum=check_quorum,
-        max_entries_per_msg=8,
+        max_entries_per_msg=max_entries_per_msg,
         snapshot_chunk_size=64,
     )
     return node_class(cfg, storage)

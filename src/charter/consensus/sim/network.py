@@ -96,6 +96,21 @@ class Network(Generic[M]):
     def pending(self) -> int:
         return len(self._heap)
 
+    def pop_next(self) -> tuple[int, int, M] | None:
+        """The oldest deliverable message in flight (scenarios step one message at a time)."""
+        heap = self._heap
+        while heap:
+            _, _, frm, to, msg = heapq.heappop(heap)
+            if (frm, to) in self.blocked:
+                self.stats.blocked += 1
+                continue
+            if (frm, to) in self.hold:
+                self.held.append((frm, to, msg))
+                continue
+            self.stats.delivered += 1
+            return (frm, to, msg)
+        return None
+
     def drain(self) -> list[tuple[int, int, M]]:
         """Everything in flight, in send order (scenarios deliver deterministically)."""
         items = sorted(self._heap, key=lambda e: e[1])

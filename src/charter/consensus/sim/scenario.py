@@ -40,7 +40,7 @@ from charter.consensus.sim import core
 from charter.consensus.sim.cluster import Cluster
 from charter.consensus.sim.errors import ScenarioError
 from charter.consensus.sim.faults import NetProfile
-from charter.consensus.types import ConfChangeKind
+from charter.consensus.types import ConfChangeKind, Message, MessageType
 
 _OPS: dict[str, Callable[[int, int], bool]] = {
     ">=": lambda a, b: a >= b,
@@ -98,9 +98,14 @@ def _link(word: str, line: int) -> tuple[int, int]:
 class Scenario:
     """Executes parsed commands against a deterministic ``Cluster``."""
 
-    def __init__(self, trace: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        trace: Callable[[str], None] | None = None,
+        node_factory: Callable[..., core.RaftNode] | None = None,
+    ) -> None:
         self.cluster: Cluster | None = None
         self._trace = trace
+        self._factory = node_factory
 
     @property
     def cl(self) -> Cluster:
@@ -128,6 +133,10 @@ class Scenario:
             self._tick(args, line)
         elif op == "deliver-all":
             self.cl.deliver_all()
+        elif op == "deliver":
+            for _ in range(_int(args[0], line) if args else 1):
+                if not self.cl.deliver_one():
+                    raise ScenarioError("no message in flight to deliver", line=line)
         elif op == "partition":
             groups: list[list[int]] = [[]]
             for a in args:
@@ -167,6 +176,8 @@ class Scenario:
             self.cl.slow_disk(nid, extra, self.cl.now + dur)
         elif op == "elect":
             self._elect(_int(args[0], line), line)
+        elif op == "campaign":
+            self._campaign(_int(args[0], line), line)
         elif op in ("propose", "propose-refused"):
             nid = _int(args[0], line)
             ok = self.cl.propose(nid, args[1].encode())
@@ -200,15 +211,18 @@ class Scenario:
             raise ScenarioError("'start' given twice", line=line)
         n = _int(args[0], line)
         seed, election = 1, 10
+        options: dict[str, int] = {}
         rest = list(args[1:])
         while rest:
             word = rest.pop(0)
-            if word in ("seed", "election") and rest:
+            if word in ("seed", "election", "max-entries") and rest:
                 val = _int(rest.pop(0), line)
                 if word == "seed":
                     seed = val
-                else:
+                elif word == "election":
                     election = val
+                else:
+                    options["max_entries_per_msg"] = val
             elif word not in ("no-prevote", "no-check-quorum"):
                 raise ScenarioError(f"unknown start option {word!r}", line=line)
         self.cluster = Cluster(
@@ -219,6 +233,9 @@ class Scenario:
             pre_vote="no-prevote" not in args,
             check_quorum="no-check-quorum" not in args,
             trace=self._trace,
+            node_factory=self._factory,
+            node_options=options,
+            trace_messages=self._trace is not None,
         )
         self.cluster.net.shuffle = False
 
@@ -233,13 +250,30 @@ class Scenario:
             self.cl.tick(only)
 
     def _elect(self, nid: int, line: int) -> None:
+        """Force ``nid`` to campaign now (as on TIMEOUT_NOW) and deliver until it leads.
+
+        Messages still in flight when it wins (its first appends, late vote replies) stay
+        in flight, so a scenario can cut the new leader off before it replicates anything.
+        """
         cl = self.cl
         r = cl.raft(nid)
+        if r.role is not core.Role.FOLLOWER:
+            raise ScenarioError(f"node {nid} is {r.role.value}, not a follower", line=line)
+        cl.deliver(nid, Message(MessageType.TIMEOUT_NOW, r.leader_id or nid, nid, r.term))
+        for _ in range(10_000):
+            if cl.raft(nid).role is core.Role.LEADER:
+                return
+            if not cl.deliver_one():
+                break
+        raise ScenarioError(f"node {nid} did not win its election", line=line)
+
+    def _campaign(self, nid: int, line: int) -> None:
+        """Tick only ``nid`` until its own election timer fires, then deliver everything."""
+        cl = self.cl
         for _ in range(cl.election_ticks * 4):
-            if r.role in (core.Role.PRE_CANDIDATE, core.Role.CANDIDATE, core.Role.LEADER):
+            if cl.raft(nid).role in (core.Role.PRE_CANDIDATE, core.Role.CANDIDATE):
                 break
             cl.tick([nid])
-            r = cl.raft(nid)
         else:
             raise ScenarioError(f"node {nid} never campaigned", line=line)
         cl.deliver_all()
@@ -375,11 +409,19 @@ class Scenario:
                 raise ScenarioError(f"logs differ at index {idx}: terms {terms}", line=line)
 
 
-def run_text(text: str, trace: Callable[[str], None] | None = None) -> Scenario:
-    sc = Scenario(trace)
+def run_text(
+    text: str,
+    trace: Callable[[str], None] | None = None,
+    node_factory: Callable[..., core.RaftNode] | None = None,
+) -> Scenario:
+    sc = Scenario(trace, node_factory)
     sc.run(parse(text))
     return sc
 
 
-def run_file(path: Path, trace: Callable[[str], None] | None = None) -> Scenario:
-    return run_text(path.read_text(encoding="utf-8"), trace)
+def run_file(
+    path: Path,
+    trace: Callable[[str], None] | None = None,
+    node_factory: Callable[..., core.RaftNode] | None = None,
+) -> Scenario:
+    return run_text(path.read_text(encoding="utf-8"), trace, node_factory)
