@@ -47,7 +47,7 @@ async def test_crossed_hellos_converge_on_one_session(make_runtime: MakeRuntime)
         assert await (await a.enliven(rb))() == "from bob"
         del ref_a, ref_b
         gc.collect()
-        await eventually(lambda: len(a._peers) == 1 and len(b._peers) == 1)
+        await eventually(lambda a=a, b=b: len(a._peers) == 1 and len(b._peers) == 1)
         assert a.sessions == [sa] and b.sessions == [sb]
         await a.close()
         await b.close()

@@ -328,10 +328,9 @@ class PeerSession:
             elif t is Aborted:
                 assert isinstance(ev, Aborted)
                 self._ended(ev.reason)
-            elif t is ExportsReleased or t is AnswersReleased:
+            elif (t is ExportsReleased or t is AnswersReleased) and self.retired:
                 # the session dropped its strong references; a retired session may now be idle
-                if self.retired:
-                    self.schedule_flush()
+                self.schedule_flush()
 
     def _on_delivered(self, ev: Delivered) -> None:
         target = ev.target
