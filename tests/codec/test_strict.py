@@ -163,6 +163,10 @@ def test_values_are_immutable_and_hashable() -> None:
         sym.name = "b"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         rec.label = 1  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del sym.name
+    with pytest.raises(AttributeError):
+        del rec.fields
     assert sym != "a"
     assert "a" != sym  # noqa: SIM300
     assert hash(sym) != hash("a")

@@ -19,6 +19,10 @@ def _frozen(self: object, name: str, value: object) -> NoReturn:
     raise AttributeError(f"{type(self).__name__} is immutable")
 
 
+def _undeletable(self: object, name: str) -> NoReturn:
+    raise AttributeError(f"{type(self).__name__} is immutable")
+
+
 class Symbol:
     """An identifier such as ``op:deliver``; never equal to the ``str`` of its name."""
 
@@ -32,7 +36,7 @@ class Symbol:
         if type(name) is not str:
             if not isinstance(name, str):
                 raise SyrupEncodeError(f"a Symbol name must be a str, not {type(name).__name__}")
-            name = str(name)
+            name = str.__str__(name)  # the text itself, not an enum's __str__
         try:
             raw = name.encode("utf-8")
         except UnicodeEncodeError:
@@ -42,7 +46,7 @@ class Symbol:
         _set_sym_hash(self, hash((Symbol, name)))
 
     __setattr__ = _frozen
-    __delattr__ = _frozen  # type: ignore[assignment]
+    __delattr__ = _undeletable
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is Symbol:
@@ -77,7 +81,7 @@ class Record:
         _set_rec_fields(self, fields)
 
     __setattr__ = _frozen
-    __delattr__ = _frozen  # type: ignore[assignment]
+    __delattr__ = _undeletable
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is Record:
