@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from rawcaptp import (
     S,
@@ -12,7 +14,7 @@ from rawcaptp import (
     open_raw_session,
 )
 
-from charter.codec.syrup import Record
+from charter.codec.syrup import Record, encode
 from charter.ocapn.testpeer import (
     CAR_FACTORY_BUILDER_SWISS,
     ECHO_SWISS,
@@ -147,4 +149,39 @@ async def test_garbage_gets_an_abort_and_the_peer_survives(peers) -> None:  # ty
     good = await open_raw_session("127.0.0.1", port)
     echo = await good.fetch(ECHO_SWISS)
     assert await good.call(export(echo), [1]) == (S("fulfill"), [1])
+    await good.close()
+
+
+async def test_hostile_bytes_end_the_session_never_the_peer(peers) -> None:  # type: ignore[no-untyped-def]
+    peer = await peers()
+    port = int(peer.location.hints_dict()["port"])
+    rng = random.Random(20261122)
+    valid = encode(deliver(export(0), [S("fetch"), ECHO_SWISS], 0, import_object(0)))
+    cases = [
+        valid[: len(valid) // 2],  # truncated
+        b"[" * 5000,  # deep nesting
+        b"99999999999999:",  # absurd length
+        b"<10'op:deliver>",  # wrong arity
+        encode(Record(S("op:deliver"), export(999), [], False, False)),  # unknown export
+        encode(Record(S("op:gc-answers"), [12345])),  # unknown answer
+        encode(Record(S("op:listen"), answer(77), import_object(0), False)),
+    ]
+    for _ in range(12):
+        mutated = bytearray(valid)
+        for _ in range(rng.randint(1, 4)):
+            mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        cases.append(bytes(mutated))
+    cases.extend(rng.randbytes(rng.randint(1, 64)) for _ in range(6))
+    for case in cases:
+        raw = await open_raw_session("127.0.0.1", port)
+        raw.send_bytes(case)
+        raw.writer.write_eof()
+        # the peer may answer, abort or just close, but the connection always ends
+        with pytest.raises(ConnectionError):
+            while True:
+                await raw.recv(within=10)
+        raw.writer.close()
+    good = await open_raw_session("127.0.0.1", port)
+    echo = await good.fetch(ECHO_SWISS)
+    assert await good.call(export(echo), ["still here"]) == (S("fulfill"), ["still here"])
     await good.close()

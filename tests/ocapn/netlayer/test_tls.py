@@ -149,3 +149,17 @@ async def test_both_sides_learn_each_others_designator() -> None:
     assert await asyncio.wait_for(seen, 10) == client.designator
     await client.close()
     await server.close()
+
+
+async def test_silent_client_is_dropped_after_the_handshake_timeout() -> None:
+    async def handler(conn: Connection) -> None:
+        raise AssertionError("never reached")
+
+    server = TlsNetlayer(Ed25519PrivateKey.generate())
+    server.connect_timeout = 0.2
+    await server.serve(handler)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    # sends nothing: the server gives up and closes
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
+    await server.close()

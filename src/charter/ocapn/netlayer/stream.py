@@ -197,6 +197,11 @@ class StreamConnection(asyncio.Protocol, Connection):
         return self._closing or self._eof or self._lost.is_set()
 
 
+def _expire(conn: StreamConnection) -> None:
+    if not conn.ready.done():
+        conn._fail(NetlayerError("handshake timed out"))
+
+
 async def _run_handler(handler: ConnectionHandler, conn: Connection) -> None:
     try:
         await handler(conn)
@@ -229,6 +234,10 @@ class StreamNetlayer(Netlayer):
         """Wire an accepted connection so its handler starts once it is ready."""
         self._track(conn)
         conn.ready.add_done_callback(lambda fut: self._accepted(conn, fut))
+        if not conn.ready.done():
+            # A peer that never finishes its handshake must not hold a connection.
+            timer = conn._loop.call_later(self.connect_timeout, _expire, conn)
+            conn.ready.add_done_callback(lambda _: timer.cancel())
         return conn
 
     def _accepted(self, conn: StreamConnection, ready: asyncio.Future[None]) -> None:
