@@ -173,3 +173,14 @@ def test_values_are_immutable_and_hashable() -> None:
     assert {rec: 1}[Record(Symbol("a"), 1, (2, 3))] == 1
     assert rec != (sym, 1, (2, 3))
     assert repr(rec) == "Record(Symbol('a'), 1, (2, 3))"
+
+
+def test_values_support_pattern_matching() -> None:
+    message = decode(b"<10'op:deliver<11'desc:export5+>[]f>")
+    match message:
+        case Record(
+            Symbol("op:deliver"), (Record(Symbol("desc:export"), (position,)), args, answer)
+        ):
+            assert (position, args, answer) == (5, [], False)
+        case _:
+            raise AssertionError(message)

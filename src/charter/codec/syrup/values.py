@@ -27,6 +27,7 @@ class Symbol:
     """An identifier such as ``op:deliver``; never equal to the ``str`` of its name."""
 
     __slots__ = ("_encoded", "_hash", "name")
+    __match_args__ = ("name",)
 
     name: str
     _encoded: bytes
@@ -72,6 +73,7 @@ class Record:
     """A labelled tuple ``<label field...>``: the shape of every CapTP message."""
 
     __slots__ = ("fields", "label")
+    __match_args__ = ("label", "fields")
 
     label: Any
     fields: tuple[Any, ...]
