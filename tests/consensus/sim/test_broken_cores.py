@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from charter.consensus.raft import RaftNode
 from charter.consensus.sim import core
+from charter.consensus.sim.errors import InvariantViolation
 from charter.consensus.sim.faults import SimConfig
 from charter.consensus.sim.runner import Result, run_seed, shrink
+from charter.consensus.sim.scenario import run_file, run_text
 from charter.consensus.types import NO_NODE, Message, MessageType, ReadState
 
 
@@ -124,3 +127,18 @@ def test_failure_shrinks_and_reproduces() -> None:
     assert small.invariant == res.invariant
     assert len(small.schedule) < len(res.schedule)
     assert small.trace, "a shrunk failure carries the trace that led to it"
+
+
+FIGURE8 = Path(__file__).parent / "scenarios" / "figure8_old_term_not_committed_by_count.scn"
+
+
+def test_figure8_scenario_catches_counting_old_terms() -> None:
+    run_file(FIGURE8)  # the real core passes, assertions included
+    # Without its assertions the scenario still fails on the buggy core: the checker sees
+    # the entry it committed by counting replicas being overwritten.
+    text = "\n".join(
+        line for line in FIGURE8.read_text().splitlines() if not line.startswith("assert")
+    )
+    with pytest.raises(InvariantViolation) as info:
+        run_text(text, node_factory=_factory(CommitsOldTermByCounting))
+    assert info.value.invariant in {"durability", "state-machine-safety", "leader-completeness"}

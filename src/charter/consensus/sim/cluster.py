@@ -160,7 +160,7 @@ class Cluster:
         sn.reads.clear()
         self._last_role.pop(nid, None)
         self.checker.on_crash(nid)
-        self.net.drop_to(nid)
+        self.net.cut(nid)
 
     def restart(self, nid: int) -> None:
         sn = self.node(nid)
@@ -286,7 +286,7 @@ class Cluster:
 
     # --- time ---------------------------------------------------------------------------------
 
-    def tick(self, nodes: Iterable[int] | None = None) -> None:
+    def tick(self, nodes: Iterable[int] | None = None, *, deliver: bool = True) -> None:
         """One tick of virtual time: disks finish, clocks tick, the network delivers."""
         self.now += 1
         self._finish_disks()
@@ -296,7 +296,8 @@ class Cluster:
             if sn.raft is not None:
                 sn.raft.tick()
                 self._after(sn)
-        self.deliver_due()
+        if deliver:
+            self.deliver_due()
 
     def deliver_due(self) -> None:
         for _ in range(_MAX_ROUNDS):

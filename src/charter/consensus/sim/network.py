@@ -127,10 +127,11 @@ class Network(Generic[M]):
         self.stats.delivered += len(out)
         return out
 
-    def drop_to(self, node: int) -> None:
-        """Forget messages addressed to ``node`` (it crashed; its sockets are gone)."""
-        self._heap = [e for e in self._heap if e[3] != node]
+    def cut(self, node: int) -> None:
+        """Forget messages to and from ``node``: it crashed and its connections reset."""
+        self._heap = [e for e in self._heap if e[3] != node and e[2] != node]
         heapq.heapify(self._heap)
+        self.held = [h for h in self.held if h[0] != node and h[1] != node]
 
     def partition(self, groups: Iterable[Iterable[int]], all_nodes: Iterable[int]) -> None:
         """Block every link between different groups; nodes in no group are isolated."""

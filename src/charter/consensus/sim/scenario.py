@@ -256,15 +256,23 @@ class Scenario:
         in flight, so a scenario can cut the new leader off before it replicates anything.
         """
         cl = self.cl
-        r = cl.raft(nid)
-        if r.role is not core.Role.FOLLOWER:
-            raise ScenarioError(f"node {nid} is {r.role.value}, not a follower", line=line)
-        cl.deliver(nid, Message(MessageType.TIMEOUT_NOW, r.leader_id or nid, nid, r.term))
-        for _ in range(10_000):
-            if cl.raft(nid).role is core.Role.LEADER:
-                return
-            if not cl.deliver_one():
-                break
+        for _ in range(5):
+            r = cl.raft(nid)
+            if r.role is core.Role.FOLLOWER:
+                cl.deliver(nid, Message(MessageType.TIMEOUT_NOW, r.leader_id or nid, nid, r.term))
+            elif r.role is not core.Role.LEADER:
+                # A lost campaign: let its own timer start the next one.
+                term = r.term
+                for _ in range(cl.election_ticks * 4):
+                    cl.tick([nid], deliver=False)
+                    r = cl.raft(nid)
+                    if r.term != term or r.role is core.Role.PRE_CANDIDATE:
+                        break
+            for _ in range(10_000):
+                if cl.raft(nid).role is core.Role.LEADER:
+                    return
+                if not cl.deliver_one():
+                    break
         raise ScenarioError(f"node {nid} did not win its election", line=line)
 
     def _campaign(self, nid: int, line: int) -> None:
