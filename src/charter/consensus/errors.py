@@ -40,6 +40,12 @@ class ConfChangeInProgress(ConsensusError):
     code = "consensus.conf_change_in_progress"
 
 
+class InvalidConfig(ConsensusError):
+    """A node Config with values the protocol cannot work with."""
+
+    code = "consensus.config_invalid"
+
+
 class ConfChangeInvalid(ConsensusError):
     """A membership change that makes no sense for the current configuration."""
 

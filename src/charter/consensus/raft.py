@@ -29,6 +29,7 @@ from charter.consensus.errors import (
     Compacted,
     ConfChangeInProgress,
     ConfChangeInvalid,
+    InvalidConfig,
     InvalidTransfer,
     LearnerNotCaughtUp,
     NotLeader,
@@ -80,13 +81,13 @@ class Config:
 
     def validate(self) -> None:
         if self.node_id <= NO_NODE:
-            raise ConfChangeInvalid("node ids must be positive")
+            raise InvalidConfig("node ids must be positive")
         if self.heartbeat_ticks < 1 or self.election_ticks <= self.heartbeat_ticks:
-            raise ConfChangeInvalid("election_ticks must exceed heartbeat_ticks >= 1")
+            raise InvalidConfig("election_ticks must exceed heartbeat_ticks >= 1")
         if self.max_entries_per_msg < 1 or self.max_inflight_msgs < 1:
-            raise ConfChangeInvalid("message and inflight limits must be >= 1")
+            raise InvalidConfig("message and inflight limits must be >= 1")
         if self.snapshot_chunk_size < 1:
-            raise ConfChangeInvalid("snapshot_chunk_size must be >= 1")
+            raise InvalidConfig("snapshot_chunk_size must be >= 1")
 
 
 @dataclass(slots=True)
