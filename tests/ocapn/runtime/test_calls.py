@@ -214,3 +214,19 @@ async def test_local_enliven_returns_the_object(make_runtime: MakeRuntime) -> No
     obj = Counter()
     assert await a.enliven(a.register(obj).to_uri()) is obj
     gc.collect()
+
+
+async def test_pipelining_to_an_imported_promise(make_runtime: MakeRuntime) -> None:
+    a, b = await two(make_runtime)
+
+    def make_pair() -> list[Any]:
+        from charter.ocapn.runtime.refs import Resolver
+
+        p = Promise()
+        return [p, Resolver(p)]
+
+    maker = await a.enliven(b.register(make_pair))
+    promise, resolver = await maker()
+    reply = promise.send(20)  # goes to bob at once; bob queues it on his promise
+    resolver.send_only(S("fulfill"), lambda x: x + 1)  # bob's promise -> alice's object
+    assert await reply == 21

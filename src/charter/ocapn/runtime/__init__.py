@@ -11,7 +11,7 @@ async with Runtime(netlayers=[...]) as rt:
 
 from charter.ocapn.runtime.errors import HandoffError, PromiseBrokenError, RuntimeClosedError
 from charter.ocapn.runtime.peer import PeerSession
-from charter.ocapn.runtime.refs import Promise, RemoteRef
+from charter.ocapn.runtime.refs import Promise, RemoteRef, Resolver, promise_pair
 from charter.ocapn.runtime.runtime import Runtime
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "Promise",
     "PromiseBrokenError",
     "RemoteRef",
+    "Resolver",
     "Runtime",
     "RuntimeClosedError",
+    "promise_pair",
 ]

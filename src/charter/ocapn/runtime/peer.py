@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from charter.codec.syrup import Symbol
+from charter.codec.syrup import Symbol, SyrupError
 from charter.ocapn.captp.messages import (
     Answer,
     Dialect,
@@ -63,6 +63,7 @@ from charter.ocapn.runtime.refs import (
     error_reason,
     send,
 )
+from charter.ocapn.runtime.streams import DecoderFramer
 
 if TYPE_CHECKING:
     from charter.ocapn.runtime.runtime import Runtime
@@ -79,7 +80,7 @@ class PeerSession:
         self,
         runtime: Runtime,
         conn: Connection,
-        framer: Framer,
+        framer: Framer | DecoderFramer,
         location: PeerLocation,
         *,
         outbound: bool,
@@ -201,6 +202,12 @@ class PeerSession:
         self._track_question(pos, p)
         self.schedule_flush()
         return p
+
+    async def drain(self) -> None:
+        """Write what is queued now and wait for the transport to take it (backpressure)."""
+        self.flush()
+        if not self.conn.is_closing:
+            await self.conn.drain()
 
     def schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -421,7 +428,7 @@ class PeerSession:
                     break
                 try:
                     values = self.framer.feed(data)
-                except FramingError as exc:
+                except (FramingError, SyrupError) as exc:
                     self.handle([session.fail(f"framing: {exc.message}")])
                     break
                 for value in values:

@@ -373,3 +373,9 @@ class Resolver:
 
 def answer_target(pos: int) -> Answer:
     return Answer(pos)
+
+
+def promise_pair() -> tuple[Promise, Resolver]:
+    """A fresh promise and the resolver object that settles it (both passable)."""
+    p = Promise()
+    return p, Resolver(p)

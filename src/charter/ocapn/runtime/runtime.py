@@ -45,12 +45,13 @@ from charter.ocapn.captp.messages import (
     error_record,
     gift_id,
 )
-from charter.ocapn.framing import DEFAULT_MAX_MESSAGE_SIZE, UNFRAMED, make_framer
+from charter.ocapn.framing import DEFAULT_MAX_MESSAGE_SIZE, UNFRAMED
 from charter.ocapn.locator import PeerLocation, SturdyRef, parse_uri
 from charter.ocapn.netlayer.base import Connection, Netlayer, NetlayerError
 from charter.ocapn.runtime.errors import HandoffError, RuntimeClosedError
 from charter.ocapn.runtime.peer import PeerSession
 from charter.ocapn.runtime.refs import Promise, RemoteRef, error_reason
+from charter.ocapn.runtime.streams import stream_framer
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ WITHDRAW_GIFT = Symbol("withdraw-gift")
 FETCH = Symbol("fetch")
 
 PeerKey = tuple[str, str]
+
+#: Gifts one gifter session may leave waiting at once (a hostile gifter cannot flood us).
+MAX_PENDING_GIFTS = 10_000
 
 
 class Bootstrap:
@@ -108,6 +112,7 @@ class Runtime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gifts: dict[tuple[bytes, int | bytes], Any] = {}
         self._gift_waiters: dict[tuple[bytes, int | bytes], list[Promise]] = {}
+        self._gift_counts: dict[bytes, int] = {}
         self._started = False
         self._closed = False
 
@@ -241,7 +246,7 @@ class Runtime:
         outbound: bool,
         expected: PeerLocation | None = None,
     ) -> PeerSession:
-        framer = make_framer(self.framing, self.max_message_size)
+        framer = stream_framer(self.framing, self.max_message_size)
         location = PeerLocation(nl.designator, nl.name, nl.hints or None)
         ps = PeerSession(
             self, conn, framer, location, outbound=outbound, expected=expected, dialect=self.dialect
@@ -367,7 +372,8 @@ class Runtime:
             gid = gift_id(gid)
         except ProtocolError as exc:
             raise HandoffError(exc.message) from exc
-        key = (ge.session.session_id, gid)
+        sid = ge.session.session_id
+        key = (sid, gid)
         waiters = self._gift_waiters.get(key)
         if waiters:
             waiter = waiters.pop(0)
@@ -375,6 +381,11 @@ class Runtime:
                 del self._gift_waiters[key]
             waiter.resolve(value)
             return
+        pending = self._gift_counts.get(sid, 0)
+        if key not in self._gifts:
+            if pending >= MAX_PENDING_GIFTS:
+                raise HandoffError("too many gifts waiting from this session")
+            self._gift_counts[sid] = pending + 1
         self._gifts[key] = value
 
     def _withdraw_gift(self, er: PeerSession, envelope: Any) -> Any:
@@ -407,12 +418,14 @@ class Runtime:
             raise HandoffError("handoff-count was already used in this session (replay)")
         key = (give.session, give.gift_id)
         if key in self._gifts:
+            self._gift_counts[give.session] -= 1
             return self._gifts.pop(key)
         waiter = Promise()
         self._gift_waiters.setdefault(key, []).append(waiter)
         return waiter
 
     def _drop_gifts(self, sid: bytes) -> None:
+        self._gift_counts.pop(sid, None)
         for key in [k for k in self._gifts if k[0] == sid]:
             del self._gifts[key]
         for key in [k for k in self._gift_waiters if k[0] == sid]:
