@@ -97,6 +97,16 @@ def main() -> None:
             "decode_per_s": round(rate(lambda w=wire: decode(w))),
             "stream_decode_per_s": round(stream_rate(wire)),
         }
+    blob = bytes(range(256)) * 4096 * 4  # 4 MiB, as in a blob transfer
+    chunk_message = Record(Symbol("blob-chunk"), 0, blob)
+    wire = encode(chunk_message)
+    mib = len(wire) / (1024 * 1024)
+    results["blob4m"] = {
+        "bytes": len(wire),
+        "encode_mib_per_s": round(mib * rate(lambda: encode(chunk_message), rounds=3), 1),
+        "decode_mib_per_s": round(mib * rate(lambda: decode(wire), rounds=3), 1),
+        "stream_decode_mib_per_s": round(mib * stream_rate(wire, count=4, chunk=65536), 1),
+    }
     json.dump(results, sys.stdout)
     sys.stdout.write("\n")
 

@@ -114,3 +114,16 @@ def test_feed_raw_returns_the_exact_bytes_of_each_value() -> None:
             prev = cut
         assert [raw for _, raw in got] == wires
         assert [v for v, _ in got] == MESSAGES
+
+
+def test_large_body_in_small_chunks() -> None:
+    body = bytes(range(256)) * 4096  # 1 MiB
+    wire = encode([body, "tail"])
+    dec = Decoder()
+    got: list[Any] = []
+    for i in range(0, len(wire), 1000):
+        got.extend(dec.feed(wire[i : i + 1000]))
+        if not got:
+            assert dec.pending == min(i + 1000, len(wire))
+    assert got == [[body, "tail"]]
+    assert dec.pending == 0
