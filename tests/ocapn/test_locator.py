@@ -185,3 +185,19 @@ def test_sturdyref_round_trips(peer: PeerLocation, swiss: bytes) -> None:
     ref = SturdyRef(peer, swiss)
     assert SturdyRef.from_uri(ref.to_uri()) == ref
     assert SturdyRef.from_record(decode(encode(ref.to_record()))) == ref
+
+
+def test_parsed_location_is_relayed_verbatim() -> None:
+    # the conformance suite's peers send hint keys as strings, not symbols
+    theirs = Record(
+        Symbol("ocapn-peer"), Symbol("tcp-testing-only"), "abc", {"port": "1", "host": "h"}
+    )
+    peer = PeerLocation.from_record(theirs)
+    assert peer.hints == {"host": "h", "port": "1"}
+    assert encode(peer.to_record()) == encode(theirs)
+    # equal to a location built by hand, which emits symbol keys as the spec says
+    built = PeerLocation("abc", "tcp-testing-only", {"host": "h", "port": "1"})
+    assert built == peer
+    assert encode(built.to_record()) != encode(theirs)
+    spec_order = Record(Symbol("ocapn-peer"), "abc", Symbol("tls"), False)
+    assert PeerLocation.from_record(spec_order).to_record() == spec_order

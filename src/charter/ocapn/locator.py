@@ -9,6 +9,9 @@ orders apart. Hint keys are emitted as symbols and accepted as symbols or string
 
 In URIs the designator, transport and hints are percent-encoded per RFC 3986 and
 the swiss number, which is arbitrary bytes, is base64url without padding.
+
+A location parsed from a record keeps that record and re-emits it unchanged, so a
+location relayed in a signed certificate keeps the bytes its owner signed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import binascii
 import re
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from charter.codec.syrup import Record, Symbol
@@ -68,6 +71,10 @@ class PeerLocation:
     designator: str
     transport: str
     hints: Mapping[str, str] | None = None
+    #: The record this location was parsed from, re-emitted verbatim by ``to_record``:
+    #: peers sign and compare locations as they sent them (e.g. hint keys as strings
+    #: rather than symbols), so what we relay must be exactly what we received.
+    source: Record | None = field(default=None, compare=False, repr=False, kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.designator, str) or not self.designator:
@@ -99,6 +106,8 @@ class PeerLocation:
     # -- Syrup -------------------------------------------------------------------
 
     def to_record(self) -> Record:
+        if self.source is not None:
+            return self.source
         hints: dict[Symbol, str] | bool = (
             {Symbol(k): v for k, v in self.hints.items()} if self.hints else False
         )
@@ -132,7 +141,7 @@ class PeerLocation:
         else:
             raise LocatorRecordError("<ocapn-peer> hints must be a dictionary or false")
         try:
-            return cls(designator, transport, hints)
+            return cls(designator, transport, hints, source=value)
         except LocatorRecordError:
             raise
         except LocatorError as exc:
