@@ -193,3 +193,44 @@ async def test_a_restarted_node_behind_the_compacted_log_restores_a_snapshot() -
         assert c.drivers[lag].applied_index == lead.applied_index
         for nid in list(c.drivers):
             await c.stop(nid)
+
+
+async def test_stopping_a_driver_fails_its_pending_reads() -> None:
+    c = Cluster([1, 2, 3])
+    async with asyncio.TaskGroup() as tg:
+        for nid in (1, 2, 3):
+            c.start(tg, nid)
+        lead = await c.wait_leader()
+        follower = next(d for d in c.drivers.values() if d is not lead)
+        c.net.isolate(follower.node_id)
+        pending = asyncio.ensure_future(follower.read())
+        await c.net.wait_for(lambda: bool(follower._reads))
+        await c.stop(follower.node_id)
+        with pytest.raises(DriverStopped):
+            await pending
+        for nid in list(c.drivers):
+            await c.stop(nid)
+
+
+async def test_a_proposal_swallowed_by_a_snapshot_is_reported_dropped() -> None:
+    c = Cluster([1, 2, 3])
+    async with asyncio.TaskGroup() as tg:
+        for nid in (1, 2, 3):
+            c.start(tg, nid)
+        lead = await c.wait_leader()
+        c.net.isolate(lead.node_id)
+        pending = asyncio.ensure_future(lead.propose(b"lost"))
+        new = await c.wait_leader(exclude=lead.node_id)
+        async with asyncio.timeout(WAIT):
+            await new.propose(b"winner")
+            await new.propose(b"winner2")
+        blob = b"|".join(c.apps[new.node_id].data)
+        new.storage.create_snapshot(new.applied_index, new.node.conf_state, blob)
+        new.storage.compact(new.applied_index)
+        c.net.heal()
+        async with asyncio.timeout(WAIT):
+            with pytest.raises(ProposalDropped):
+                await pending
+            await c.net.wait_for(lambda: c.apps[lead.node_id].data == [blob])
+        for nid in list(c.drivers):
+            await c.stop(nid)

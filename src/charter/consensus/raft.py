@@ -285,7 +285,8 @@ class RaftNode:
         )
 
     def _hup(self, *, transfer: bool) -> None:
-        if self._role is Role.LEADER or not self._promotable():
+        # Only followers and candidates get here (ticks and TIMEOUT_NOW on a follower).
+        if not self._promotable():
             return
         if self._has_unapplied_conf_change():
             return
