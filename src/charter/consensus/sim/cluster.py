@@ -40,6 +40,7 @@ class SimNode:
     conf_history: list[tuple[int, core.ConfState]] = field(default_factory=list)
     pending: core.Ready | None = None
     pending_done_at: int = 0
+    pending_sent: bool = False
     slow_until: int = 0
     slow_extra: int = 0
     proposals: set[bytes] = field(default_factory=set)
@@ -381,11 +382,26 @@ class Cluster:
             ch.on_ready_taken(sn.node_id, r.role is core.Role.LEADER, r.term)
             ch.on_commit(sn.node_id, r.commit_index, r.conf_state.voters)
             sn.pending = rd
+            sn.pending_sent = False
             if self.now < sn.slow_until and (rd.entries or rd.hard_state or rd.snapshot):
                 sn.pending_done_at = self.now + sn.slow_extra
+                if self._may_send_early(sn, rd):
+                    # The core allows a leader to ship its own new entries while its disk
+                    # writes them: it does not count itself until they are durable.
+                    for m in rd.messages:
+                        self.net.send(sn.node_id, m.to, m, self.now)
+                    sn.pending_sent = True
                 return
             self._complete(sn)
             self._observe(sn)
+
+    def _may_send_early(self, sn: SimNode, rd: core.Ready) -> bool:
+        r = sn.raft
+        if r is None or r.role is not core.Role.LEADER or rd.snapshot is not None:
+            return False
+        hs = rd.hard_state
+        durable = sn.storage.hard_state
+        return hs is None or (hs.term, hs.vote) == (durable.term, durable.vote)
 
     def _complete(self, sn: SimNode) -> None:
         """Persist, send, apply, advance: the order a correct driver must follow."""
@@ -407,8 +423,9 @@ class Cluster:
         if rd.hard_state is not None:
             hs = rd.hard_state
             ch.on_hard_state(nid, hs.term, hs.vote, hs.commit)
-        for m in rd.messages:
-            self.net.send(nid, m.to, m, self.now)
+        if not sn.pending_sent:
+            for m in rd.messages:
+                self.net.send(nid, m.to, m, self.now)
         if snap is not None and snap_state is not None and snap.metadata.index > sn.applied_index:
             sn.applied = snap_state
             sn.applied_index = snap.metadata.index

@@ -11,7 +11,10 @@ Commands::
     partition A B | C D ...      isolate A        drop A->B      heal
     hold A->B                    release A->B [reverse] [twice]
     crash A      restart A       slow-disk A EXTRA DURATION
-    elect A                      (tick only A until it campaigns, then deliver)
+    elect A                      force A to campaign now, deliver until it leads
+    timeout A                    force A to campaign now, deliver nothing
+    campaign A                   tick only A until its own timer fires, deliver all
+    deliver [K]                  deliver the K oldest messages in flight
     propose A "data"             propose-refused A "data"
     add-learner N                promote N       remove N      (via the current leader)
     conf-refused add-learner|promote|remove N
@@ -176,6 +179,10 @@ class Scenario:
             self.cl.slow_disk(nid, extra, self.cl.now + dur)
         elif op == "elect":
             self._elect(_int(args[0], line), line)
+        elif op == "timeout":
+            nid = _int(args[0], line)
+            r = self.cl.raft(nid)
+            self.cl.deliver(nid, Message(MessageType.TIMEOUT_NOW, nid, nid, r.term))
         elif op == "campaign":
             self._campaign(_int(args[0], line), line)
         elif op in ("propose", "propose-refused"):
