@@ -4,15 +4,16 @@ Two framings share one interface (``feed`` bytes in, messages out; ``frame`` a
 message's bytes for sending):
 
 * ``unframed``: Syrup values back to back, as deployed OCapN peers speak on stream
-  netlayers. Boundaries are found by a token scanner that never looks inside a
-  bytestring, then each message's exact bytes are decoded. Keeping those bytes costs
-  nothing and lets signature checks hash what was received, never a re-encoding.
+  netlayers, split and decoded by the codec's incremental decoder, which can also
+  hand back each message's exact bytes, so signature checks can hash what was
+  received rather than a re-encoding.
 * ``length-prefixed``: each message is a Syrup bytestring ``<len>:<payload>`` whose
   payload is one Syrup value (the form the OCapN group agreed on for netlayers that do
   not frame).
 
-Both enforce a maximum message size before buffering the message, so a hostile peer
-cannot make us hold more than one maximum-sized message.
+Both enforce a maximum message size as soon as a message is known to exceed it (a
+length prefix, or buffered bytes), so a hostile peer cannot make us hold more than
+one maximum-sized message.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from charter.codec.syrup import SyrupDecodeError, decode
+from charter.codec.syrup import Decoder, SyrupDecodeError, decode
 from charter.errors import CharterError
 
 #: Largest message accepted or sent unless a framer is told otherwise.
@@ -30,9 +31,6 @@ DEFAULT_MAX_MESSAGE_SIZE: Final = 8 * 1024 * 1024
 UNFRAMED: Final = "unframed"
 LENGTH_PREFIXED: Final = "length-prefixed"
 FRAMINGS: Final = (UNFRAMED, LENGTH_PREFIXED)
-
-# Syrup integers may be big, but a length or integer prefix longer than this is hostile.
-_MAX_DIGITS: Final = 1024
 
 
 class FramingError(CharterError):
@@ -134,80 +132,53 @@ class _BaseFramer:
         raise NotImplementedError
 
 
-# Syrup atoms with a decimal prefix: integers (+/-), bytestrings (:), strings ("), symbols (').
-_PREFIXED = re.compile(rb"([0-9]{1,%d})([:\"'+-])" % _MAX_DIGITS)
 _DIGITS = re.compile(rb"[0-9]*")
-_OPEN: Final = frozenset(b"[{<#")
-_CLOSE: Final = frozenset(b"]}>$")
-_DIGIT: Final = frozenset(b"0123456789")
-_FIXED: Final = {ord("t"): 1, ord("f"): 1, ord("F"): 5, ord("D"): 9}
+
+
+def _framing_error(exc: SyrupDecodeError) -> FramingError:
+    if "exceeds the limit" in exc.reason:
+        return FrameTooLargeError(f"message too large: {exc.reason}")
+    return FrameDecodeError(f"not a stream of Syrup values: {exc.reason}")
 
 
 class UnframedFramer(_BaseFramer):
-    """Syrup values back to back; a message is one complete top-level value."""
+    """Syrup values back to back; a message is one complete top-level value.
+
+    Boundaries, decoding and the size limit (on every value, complete or not) are the
+    codec's incremental ``Decoder``, which also hands back each value's exact bytes.
+    """
 
     name = UNFRAMED
 
     def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         super().__init__(max_message_size)
-        self._pos = 0  # where scanning resumes inside the incomplete message
-        self._depth = 0
+        self._decoder = Decoder(max_size=max_message_size)
+
+    @property
+    def buffered(self) -> int:
+        return self._decoder.pending
 
     def frame(self, message: bytes) -> bytes:
         self._check_size(len(message))
         return message
 
-    def _split(self, data: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += data
-        n = len(buf)
-        pos = self._pos
-        depth = self._depth
-        start = 0
-        out: list[bytes] = []
-        while pos < n:
-            c = buf[pos]
-            if c in _OPEN:
-                depth += 1
-                pos += 1
-            elif c in _CLOSE:
-                if depth == 0:
-                    raise FrameSyntaxError(f"unbalanced {chr(c)!r} at top level")
-                depth -= 1
-                pos += 1
-            elif c in _DIGIT:
-                m = _PREFIXED.match(buf, pos)
-                if m is None:
-                    digits = _DIGITS.match(buf, pos)
-                    assert digits is not None
-                    if digits.end() == n and n - pos <= _MAX_DIGITS:
-                        break  # the prefix is still arriving
-                    raise FrameSyntaxError("malformed number or length prefix")
-                if m.group(2) in b"+-":
-                    pos = m.end()
-                else:
-                    length = int(m.group(1))
-                    self._check_size(m.end() - start + length)
-                    if m.end() + length > n:
-                        break
-                    pos = m.end() + length
-            else:
-                width = _FIXED.get(c)
-                if width is None:
-                    raise FrameSyntaxError(f"unexpected byte {c:#04x} in Syrup stream")
-                if pos + width > n:
-                    break
-                pos += width
-            if depth == 0:
-                self._check_size(pos - start)
-                out.append(bytes(buf[start:pos]))
-                start = pos
-        self._check_size(n - start)
-        if start:
-            del buf[:start]
-        self._pos = pos - start
-        self._depth = depth
-        return out
+    def feed(self, data: bytes) -> list[Any]:
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return self._decoder.feed(data)
+        except SyrupDecodeError as exc:
+            self._failed = _framing_error(exc)
+            raise self._failed from exc
+
+    def feed_messages(self, data: bytes) -> list[Message]:
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return [Message(value, raw) for value, raw in self._decoder.feed_raw(data)]
+        except SyrupDecodeError as exc:
+            self._failed = _framing_error(exc)
+            raise self._failed from exc
 
 
 class LengthPrefixedFramer(_BaseFramer):
