@@ -75,6 +75,19 @@ class RawPeer:
                 if msg.label == S(label) and (to is None or msg.fields[0] == to):
                     return msg  # type: ignore[no-any-return]
 
+    def hello(self) -> None:
+        loc = self.location.to_record()
+        sig = self.key.sign(encode(R("my-location", loc)))
+        self.send(
+            R(
+                "op:start-session",
+                "1.0",
+                crypto.public_key_value(self.key.public),
+                loc,
+                crypto.signature_value(sig),
+            )
+        )
+
     async def handshake(self) -> None:
         loc = self.location.to_record()
         sig = self.key.sign(encode(R("my-location", loc)))
@@ -296,3 +309,48 @@ async def test_gifter_role(rt: Runtime, switchboard: Switchboard) -> None:
     assert give.fields[3] == crypto.public_id(e2g.peer_key)
     assert give.fields[4] == deposit.fields[1][1]
     assert crypto.verify(e2g.peer_key, crypto.parse_signature(sig), encode(give))
+
+
+async def test_second_connection_from_same_peer_is_aborted(
+    rt: Runtime, switchboard: Switchboard
+) -> None:
+    nl = switchboard.netlayer("twice")
+    await nl.serve(lambda conn: asyncio.sleep(0))
+    first = RawPeer(await nl.connect("charter", {}), PeerLocation("twice", "memory"))
+    await first.handshake()
+    second = RawPeer(await nl.connect("charter", {}), PeerLocation("twice", "memory"))
+    await second.handshake()
+    await second.expect("op:abort")
+    # the first session is unaffected
+    assert await first.fetch(ECHO) >= 1
+
+
+@pytest.mark.parametrize("loser", ["ours", "theirs"])
+async def test_crossed_hellos_abort_the_lower_dialer(
+    rt: Runtime, switchboard: Switchboard, loser: str
+) -> None:
+    suite = await connect_raw(rt, switchboard, "suite")
+    enlivener = await suite.fetch(ENLIVENER)
+    accepted: asyncio.Queue[Connection] = asyncio.Queue()
+
+    async def accept(conn: Connection) -> None:
+        await accepted.put(conn)
+
+    other_nl = switchboard.netlayer("other")
+    await other_nl.serve(accept)
+    other = PeerLocation("other", "memory")
+    sturdy = SturdyRef(other, b"my-object")
+    suite.send(R("op:deliver-only", export(enlivener), [sturdy.to_record()]))
+    async with asyncio.timeout(5):
+        inbound = RawPeer(await accepted.get(), other)
+    ours = await inbound.expect("op:start-session")  # the runtime dialed us; we stay silent
+    our_id = crypto.public_id(crypto.parse_public_key(ours.fields[1]))
+    outbound = RawPeer(await other_nl.connect("charter", {}), other)
+    while (crypto.public_id(outbound.key.public) < our_id) != (loser == "theirs"):
+        outbound.key = crypto.SessionKey()
+    outbound.hello()
+    if loser == "ours":
+        await inbound.expect("op:abort")
+        await outbound.expect("op:start-session")
+    else:
+        await outbound.expect("op:abort")

@@ -113,6 +113,27 @@ class PeerSession:
     def usable(self) -> bool:
         return self.session.is_open and not self.conn.is_closing
 
+    @property
+    def in_use(self) -> bool:
+        """Handed out to callers, or carrying state for either side."""
+        ready = self.ready
+        if (
+            ready.done()
+            and not ready.cancelled()
+            and ready.exception() is None
+            and ready.result() is self
+        ):
+            return True
+        s = self.session
+        if self._questions or self._waiting or s.export_count or s.answer_count:
+            return True
+        return any(pos != 0 and wr() is not None for pos, wr in self._imports.items())
+
+    @property
+    def lost_crossing(self) -> bool:
+        """The peer aborted this session because it lost a crossed-hellos race."""
+        return self.session.abort_reason == "crossed hellos"
+
     def retire(self) -> None:
         """Lost a crossed-hellos race: take no new work; the dialer closes it when idle."""
         self.retired = True
@@ -126,7 +147,7 @@ class PeerSession:
             return
         if any(pos != 0 and wr() is not None for pos, wr in self._imports.items()):
             return
-        self.abort("crossed hellos")
+        self.abort("crossed hellos: retired")
 
     @property
     def peer_location(self) -> PeerLocation | None:

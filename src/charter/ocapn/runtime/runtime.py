@@ -3,12 +3,12 @@
 ``Runtime`` holds one or more netlayers, serves on them, and keeps at most one live
 CapTP session per peer (keyed by transport and designator). When two peers dial
 each other at once ("crossed hellos") both keep the connection whose *dialing*
-side has the higher session public key. A runtime waits for every handshake in
-flight to the same peer before deciding, but a dial may complete before the
-crossing one is even seen, so the losing session may already be in use: it is
-retired (no new work goes to it) and its dialer aborts it with "crossed hellos"
-once distributed GC shows it idle (no questions, answers, imports or exports),
-so nothing in flight on it is ever broken.
+side has the higher public ID (hash of its session key), deciding as soon as both
+hellos are known. A losing session nobody has used is aborted at once. A dial may
+complete before the crossing one is even seen, so the loser may already be in
+use: it is then retired (no new work goes to it) and its dialer aborts it once
+distributed GC shows it idle. A second connection from a peer that already has a
+session with us is aborted.
 
 Each session gets its own bootstrap object (export position 0) with ``fetch`` (by
 swiss number), ``deposit-gift`` and ``withdraw-gift``. Third-party handoffs:
@@ -48,7 +48,7 @@ from charter.ocapn.captp.messages import (
 from charter.ocapn.framing import DEFAULT_MAX_MESSAGE_SIZE, UNFRAMED
 from charter.ocapn.locator import PeerLocation, SturdyRef, parse_uri
 from charter.ocapn.netlayer.base import Connection, Netlayer, NetlayerError
-from charter.ocapn.runtime.errors import HandoffError, RuntimeClosedError
+from charter.ocapn.runtime.errors import HandoffError, PromiseBrokenError, RuntimeClosedError
 from charter.ocapn.runtime.peer import PeerSession
 from charter.ocapn.runtime.refs import Promise, RemoteRef, error_reason
 from charter.ocapn.runtime.streams import stream_framer
@@ -186,6 +186,14 @@ class Runtime:
             except KeyError:
                 raise LookupError("no object is registered under that swiss number") from None
         peer = await self.connect(ref.peer)
+        try:
+            return await peer.bootstrap_ref().send(FETCH, ref.swiss_num)
+        except PromiseBrokenError:
+            if not peer.lost_crossing:
+                raise
+        # The peer aborted our fresh dial in a crossed-hellos race before reading the
+        # fetch; fetching is idempotent, so ask again on the surviving session.
+        peer = await self.connect(ref.peer)
         return await peer.bootstrap_ref().send(FETCH, ref.swiss_num)
 
     # -- sessions ---------------------------------------------------------------------
@@ -203,6 +211,18 @@ class Runtime:
         existing = self._sessions.get(key)
         if existing is not None and existing.usable:
             return existing
+        dial = self._dialing.get(key)
+        if dial is None:
+            # a handshake with this peer may be in flight (e.g. it is dialing us)
+            for p in list(self._peers):
+                if p.retired or p.closed.is_set() or p.ready.done():
+                    continue
+                if p.transport == key[0] and p.designator_hint == key[1]:
+                    with contextlib.suppress(RuntimeClosedError, TimeoutError):
+                        async with asyncio.timeout(self.handshake_timeout):
+                            found = await asyncio.shield(p.ready)
+                        if found.usable and not found.retired:
+                            return found
         dial = self._dialing.get(key)
         if dial is None:
             dial = asyncio.get_running_loop().create_task(self._dial(peer))
@@ -285,26 +305,53 @@ class Runtime:
         if ps.expected is not None and not ps.expected.same_peer(loc):
             ps.abort("peer is not the one dialed")
             return
+        key = (ps.transport, loc.designator)
+        current = self._sessions.get(key)
+        if (
+            not ps.outbound
+            and current is not None
+            and current is not ps
+            and not current.outbound
+            and current.session.is_open
+        ):
+            # the peer dialed again while its first session is alive: not a crossing
+            ps.abort("a session with this peer already exists")
+            return
         self._by_session_id[ps.session.session_id] = ps
-        self._decide((ps.transport, loc.designator))
+        self._decide(key)
 
     def _decide(self, key: PeerKey) -> None:
-        """Pick the one session per peer once no handshake with it is in flight."""
+        """Keep one session per peer: the one whose dialer has the higher public ID.
+
+        A candidate's dialer key is known for our own dials from the start and for the
+        peer's dials once its ``op:start-session`` arrived, so a crossing is decided as
+        soon as both hellos are known (both sides compute the same winner). A losing
+        session nobody used yet is aborted at once; one already in use is retired.
+        """
         cands = [
             p
             for p in self._peers
-            if not p.closed.is_set() and p.transport == key[0] and p.designator_hint == key[1]
+            if not p.closed.is_set()
+            and p.transport == key[0]
+            and p.designator_hint == key[1]
+            and (p.outbound or p.session.is_open)
         ]
-        if not cands or any(not p.session.is_open for p in cands):
+        if not cands:
             return
-        winner = max(cands, key=lambda p: p.initiator_key)
-        self._sessions[key] = winner
+        winner = max(cands, key=lambda p: crypto.public_id(p.initiator_key))
         for p in cands:
-            if not p.ready.done():
-                p.ready.set_result(winner)
-        for p in cands:
-            if p is not winner:
+            if p is winner:
+                continue
+            if p.in_use:
                 p.retire()
+            else:
+                _chain_ready(p, winner)
+                p.abort("crossed hellos")
+        if winner.session.is_open:
+            self._sessions[key] = winner
+            for p in cands:
+                if not p.ready.done():
+                    p.ready.set_result(winner)
 
     def _on_ended(self, ps: PeerSession) -> None:
         self._peers.discard(ps)
@@ -431,6 +478,24 @@ class Runtime:
         for key in [k for k in self._gift_waiters if k[0] == sid]:
             for w in self._gift_waiters.pop(key):
                 w.break_(error_record("the gifter's session ended before the gift arrived"))
+
+
+def _chain_ready(loser: PeerSession, winner: PeerSession) -> None:
+    """Whoever waits for ``loser`` gets ``winner`` once it is ready."""
+    if loser.ready.done():
+        return
+    fut = loser.ready
+    loser.ready = asyncio.get_running_loop().create_future()  # the abort fails this one
+
+    def copy(done: asyncio.Future[PeerSession]) -> None:
+        if fut.done():
+            return
+        if done.cancelled() or done.exception() is not None:
+            fut.set_exception(RuntimeClosedError("the winning session of a crossing failed"))
+        else:
+            fut.set_result(done.result())
+
+    winner.ready.add_done_callback(copy)
 
 
 def _sturdyref_from_uri(uri: str) -> SturdyRef:
