@@ -1,0 +1,123 @@
+"""The signers a receipt verifier trusts: node certificates, by id and by exact bytes.
+
+Verification needs nothing of the node: a verifier holds the certificate of one
+node, or the network's list of node certificates (``load_network``; the node
+exports it, format in docs/receipts.md), and checks that a receipt was signed by
+one of them. A node's id is the hex SHA-256 of its key's DER SubjectPublicKeyInfo,
+as in CCF; COSE receipts carry the same id as their ``kid``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from charter.ledger.errors import ReceiptFormatError, UntrustedSignerError
+
+SUPPORTED_CURVES = (ec.SECP256R1, ec.SECP384R1)
+
+
+def node_id_of_key(key: ec.EllipticCurvePublicKey) -> str:
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCert:
+    """A node certificate with the facts a verifier reads from it."""
+
+    cert: x509.Certificate
+    der: bytes
+    node_id: str
+    key: ec.EllipticCurvePublicKey
+
+    @classmethod
+    def from_x509(cls, cert: x509.Certificate) -> NodeCert:
+        key = cert.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
+            key.curve, SUPPORTED_CURVES
+        ):
+            raise ReceiptFormatError("a node certificate must carry an ECDSA P-256 or P-384 key")
+        return cls(cert, cert.public_bytes(serialization.Encoding.DER), node_id_of_key(key), key)
+
+    @classmethod
+    def from_pem(cls, pem: str | bytes) -> NodeCert:
+        data = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
+        try:
+            cert = x509.load_pem_x509_certificate(data)
+        except ValueError as exc:
+            raise ReceiptFormatError(f"not a PEM certificate: {exc}") from None
+        return cls.from_x509(cert)
+
+    def pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+class TrustedNodes:
+    """A set of node certificates a receipt must have been signed by."""
+
+    def __init__(self, certs: Iterable[NodeCert]) -> None:
+        self._by_id: dict[str, NodeCert] = {}
+        for cert in certs:
+            self._by_id[cert.node_id] = cert
+        if not self._by_id:
+            raise ReceiptFormatError("no trusted node certificates given")
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterable[NodeCert]:
+        return iter(self._by_id.values())
+
+    def by_node_id(self, node_id: str) -> NodeCert:
+        try:
+            return self._by_id[node_id]
+        except KeyError:
+            raise UntrustedSignerError(f"node {node_id[:16]}... is not a trusted signer") from None
+
+    def require_exact(self, cert: NodeCert) -> NodeCert:
+        """The trusted certificate identical, byte for byte, to ``cert``."""
+        trusted = self.by_node_id(cert.node_id)
+        if trusted.der != cert.der:
+            raise UntrustedSignerError(
+                f"the receipt's certificate for node {cert.node_id[:16]}... differs "
+                "from the trusted one"
+            )
+        return trusted
+
+
+def load_network(path: Path | str) -> TrustedNodes:
+    """Read a network file: ``{"nodes": [{"node_id": hex, "cert": PEM}, ...]}``."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReceiptFormatError(f"cannot read network file {path}: {exc}") from None
+    nodes = doc.get("nodes") if isinstance(doc, dict) else None
+    if not isinstance(nodes, list) or not nodes:
+        raise ReceiptFormatError(f'network file {path} has no "nodes" list')
+    certs: list[NodeCert] = []
+    for entry in nodes:
+        if not isinstance(entry, dict) or not isinstance(entry.get("cert"), str):
+            raise ReceiptFormatError(f'network file {path}: each node needs a "cert" PEM')
+        cert = NodeCert.from_pem(entry["cert"])
+        claimed = entry.get("node_id")
+        if claimed is not None and claimed != cert.node_id:
+            raise ReceiptFormatError(
+                f"network file {path}: node_id {str(claimed)[:16]}... does not match its cert"
+            )
+        certs.append(cert)
+    return TrustedNodes(certs)
+
+
+def network_document(certs: Iterable[NodeCert]) -> dict[str, list[dict[str, str]]]:
+    """The network file's JSON document for ``certs`` (what the node exports)."""
+    return {"nodes": [{"node_id": c.node_id, "cert": c.pem()} for c in certs]}
