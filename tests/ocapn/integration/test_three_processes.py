@@ -15,8 +15,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from charter.codec.syrup import Symbol
+from charter.ocapn.framing import UNFRAMED, make_framer
 from charter.ocapn.locator import PeerLocation, SturdyRef
 from charter.ocapn.netlayer.base import Netlayer, PeerAuthenticationError
+from charter.ocapn.netlayer.stream import StreamConnection
 from charter.ocapn.netlayer.tls import TlsNetlayer, designator_for_key
 from charter.ocapn.netlayer.unix import UnixNetlayer
 from charter.ocapn.runtime import Promise, PromiseBrokenError, RemoteRef, Runtime
@@ -75,6 +77,27 @@ async def test_calls_pipelining_and_errors(
     # the session survives a broken promise
     echo = await _enliven(runtime, b, ECHO_SWISS)
     assert await asyncio.wait_for(echo.send("a", 1, b"x"), 15) == ["a", 1, b"x"]
+
+
+async def test_three_pipelined_calls_leave_in_one_write(
+    setup: tuple[str, Runtime, PeerLocation, PeerLocation],
+) -> None:
+    _, runtime, b, _ = setup
+    builder = await _enliven(runtime, b, CAR_FACTORY_BUILDER_SWISS)
+    conn = builder.peer.conn
+    assert isinstance(conn, StreamConnection)
+    chunks: list[bytes] = []
+    conn.on_write = lambda _conn, data: chunks.append(data)
+    drive = builder.send().send([Symbol("red"), Symbol("zoomracer")]).send()
+    assert await asyncio.wait_for(drive, 15) == "Vroom! I am a red zoomracer car!"
+    conn.on_write = None
+    # every request left in a single write; nothing else was asked of B before the
+    # final answer came back: one network round trip for three dependent calls
+    framer = make_framer(UNFRAMED)
+    delivers = [
+        sum(1 for m in framer.feed(chunk) if m.label == Symbol("op:deliver")) for chunk in chunks
+    ]
+    assert [n for n in delivers if n] == [3]
 
 
 async def test_handoffs_among_three_processes(

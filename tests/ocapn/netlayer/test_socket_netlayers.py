@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from charter.ocapn.netlayer.base import Connection, Netlayer, NetlayerError
-from charter.ocapn.netlayer.stream import ConnectionClosedError
+from charter.ocapn.netlayer.stream import ConnectionClosedError, StreamConnection
 from charter.ocapn.netlayer.tcp_testing import TcpTestingNetlayer
 from charter.ocapn.netlayer.tls import TlsNetlayer
 from charter.ocapn.netlayer.unix import UnixNetlayer
@@ -85,11 +85,18 @@ async def test_connect_exchange_and_eof(pair: Pair) -> None:
     await pair.server.serve(handler)
     client = pair.make_client()
     conn = await client.connect(pair.server.designator, pair.server.hints)
+    assert isinstance(conn, StreamConnection)
+    written: list[bytes] = []
+    conn.on_write = lambda _c, data: written.append(data)
     for i in range(20):
         conn.write(b"message %d;" % i)
     await conn.drain()
     expected = b"".join(b"message %d;" % i for i in range(20))
+    # twenty writes in one loop turn leave as one chunk
+    assert written == [expected]
+    assert conn.stats.writes == 1 and conn.stats.bytes_written == len(expected)
     assert await read_exactly(conn, len(expected)) == expected
+    assert conn.stats.bytes_read == len(expected)
     server_side = await asyncio.wait_for(accepted.get(), 10)
     if pair.kind == "tls":
         assert conn.peer_designator == pair.server.designator

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from charter.ocapn.netlayer.base import (
     Connection,
@@ -18,6 +17,18 @@ from charter.ocapn.netlayer.base import (
     Netlayer,
     NetlayerError,
 )
+from charter.ocapn.netlayer.stats import ConnectionStats
+
+__all__ = [
+    "MEMORY_TRANSPORT",
+    "ConnectionClosedError",
+    "ConnectionStats",
+    "MemoryConnection",
+    "MemoryNetlayer",
+    "Switchboard",
+    "UnknownPeerError",
+    "memory_pair",
+]
 
 #: Transport name used in locators for the in-memory netlayer.
 MEMORY_TRANSPORT = "memory"
@@ -38,16 +49,6 @@ class UnknownPeerError(NetlayerError):
     """No netlayer on the switchboard answers to the dialled designator."""
 
     code = "ocapn.netlayer.memory.unknown_peer"
-
-
-@dataclass
-class ConnectionStats:
-    """What one side of a connection has sent and received."""
-
-    writes: int = 0
-    bytes_written: int = 0
-    reads: int = 0
-    bytes_read: int = 0
 
 
 class MemoryConnection(Connection):

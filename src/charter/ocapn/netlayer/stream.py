@@ -19,6 +19,7 @@ from charter.ocapn.netlayer.base import (
     Netlayer,
     NetlayerError,
 )
+from charter.ocapn.netlayer.stats import ConnectionStats
 
 #: Unread bytes above which the connection stops reading from its socket.
 READ_HIGH_WATER = 4 * 1024 * 1024
@@ -49,6 +50,9 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._pending: list[bytes] = []
         self._flush_scheduled = False
         self.error: BaseException | None = None
+        self.stats = ConnectionStats()
+        #: Called with each chunk of application bytes as it is sent (tests count frames).
+        self.on_write: Callable[[StreamConnection, bytes], None] | None = None
         #: Resolves once the connection may carry application bytes (after any handshake).
         self.ready: asyncio.Future[None] = self._loop.create_future()
         #: Called once the transport is gone (the netlayer forgets the connection).
@@ -138,6 +142,10 @@ class StreamConnection(asyncio.Protocol, Connection):
             return
         data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
         self._pending.clear()
+        self.stats.writes += 1
+        self.stats.bytes_written += len(data)
+        if self.on_write is not None:
+            self.on_write(self, data)
         self._send(data)
 
     def _send(self, data: bytes) -> None:
@@ -160,6 +168,8 @@ class StreamConnection(asyncio.Protocol, Connection):
         data = b"".join(self._inbox) if len(self._inbox) > 1 else self._inbox[0]
         self._inbox.clear()
         self._inbox_size = 0
+        self.stats.reads += 1
+        self.stats.bytes_read += len(data)
         if self._reading_paused and self._transport is not None:
             self._reading_paused = False
             self._transport.resume_reading()
