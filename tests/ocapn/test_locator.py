@@ -201,3 +201,24 @@ def test_parsed_location_is_relayed_verbatim() -> None:
     assert encode(built.to_record()) != encode(theirs)
     spec_order = Record(Symbol("ocapn-peer"), "abc", Symbol("tls"), False)
     assert PeerLocation.from_record(spec_order).to_record() == spec_order
+
+
+def test_cli_parse_uri() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from charter.cli.ocapn import app
+
+    runner = CliRunner()
+    uri = SturdyRef(PeerLocation("abc", "tls", {"host": "h", "port": "1"}), b"ab").to_uri()
+    result = runner.invoke(app, ["parse-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "designator": "abc",
+        "transport": "tls",
+        "hints": {"host": "h", "port": "1"},
+        "swiss_num": "YWI",
+    }
+    bad = runner.invoke(app, ["parse-uri", "ocapn://nodot"])
+    assert isinstance(bad.exception, LocatorURIError)
