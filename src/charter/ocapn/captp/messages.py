@@ -14,6 +14,7 @@ deviation raises ``ProtocolError``, which the session turns into ``op:abort``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -472,37 +473,31 @@ def _parse_gc_answers(f: tuple[Any, ...], legacy: bool) -> GcAnswers:
     return GcAnswers(_positions(f[0], "answer position"), legacy)
 
 
+_PARSERS: dict[Symbol, Callable[[tuple[Any, ...]], Operation]] = {
+    OP_DELIVER: _parse_deliver,
+    OP_DELIVER_ONLY: _parse_deliver_only,
+    OP_LISTEN: _parse_listen,
+    OP_GC_EXPORTS: lambda f: _parse_gc_exports(f, False),
+    OP_GC_EXPORT: lambda f: _parse_gc_exports(f, True),
+    OP_GC_ANSWERS: lambda f: _parse_gc_answers(f, False),
+    OP_GC_ANSWER: lambda f: _parse_gc_answers(f, True),
+    OP_GET: lambda f: _parse_select(SelectKind.GET, f),
+    OP_INDEX: lambda f: _parse_select(SelectKind.INDEX, f),
+    OP_UNTAG: lambda f: _parse_select(SelectKind.UNTAG, f),
+    OP_ABORT: _parse_abort,
+    OP_START_SESSION: _parse_start_session,
+}
+
+
 def parse_operation(value: Any) -> Operation:
     """The operation a received top-level value encodes; ``ProtocolError`` if none."""
     if type(value) is not Record:
         raise ProtocolError("a CapTP message must be a record")
     label = value.label
-    f = value.fields
-    if label == OP_DELIVER:
-        return _parse_deliver(f)
-    if label == OP_DELIVER_ONLY:
-        return _parse_deliver_only(f)
-    if label == OP_LISTEN:
-        return _parse_listen(f)
-    if label == OP_GC_EXPORTS:
-        return _parse_gc_exports(f, False)
-    if label == OP_GC_EXPORT:
-        return _parse_gc_exports(f, True)
-    if label == OP_GC_ANSWERS:
-        return _parse_gc_answers(f, False)
-    if label == OP_GC_ANSWER:
-        return _parse_gc_answers(f, True)
-    if label == OP_GET:
-        return _parse_select(SelectKind.GET, f)
-    if label == OP_INDEX:
-        return _parse_select(SelectKind.INDEX, f)
-    if label == OP_UNTAG:
-        return _parse_select(SelectKind.UNTAG, f)
-    if label == OP_ABORT:
-        return _parse_abort(f)
-    if label == OP_START_SESSION:
-        return _parse_start_session(f)
-    raise ProtocolError(f"unknown operation {label!r:.60}")
+    parser = _PARSERS.get(label) if type(label) is Symbol else None
+    if parser is None:
+        raise ProtocolError(f"unknown operation {label!r:.60}")
+    return parser(value.fields)
 
 
 def dialect_hint(op: Operation) -> Dialect | None:

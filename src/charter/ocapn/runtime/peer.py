@@ -51,7 +51,7 @@ from charter.ocapn.framing import Framer, FramingError
 from charter.ocapn.locator import PeerLocation
 from charter.ocapn.netlayer.base import Connection, NetlayerError
 from charter.ocapn.runtime.errors import RuntimeClosedError
-from charter.ocapn.runtime.invoke import select_value
+from charter.ocapn.runtime.invoke import invoke_local, select_value
 from charter.ocapn.runtime.refs import (
     BREAK,
     FULFILL,
@@ -100,7 +100,8 @@ class PeerSession:
         self._imports: dict[int, weakref.ref[Any]] = {}
         self._released: list[tuple[int, WireCount]] = []
         self._questions: dict[int, Promise] = {}
-        self._waiting: set[Promise] = set()
+        # imported promises not settled yet (broken if the session ends); weak, so GC works
+        self._waiting: weakref.WeakSet[Promise] = weakref.WeakSet()
         self._flush_scheduled = False
         self._bootstrap_ref: RemoteRef | None = None
         self.retired = False
@@ -114,6 +115,10 @@ class PeerSession:
         return self.session.is_open and not self.conn.is_closing
 
     @property
+    def _pending_imports(self) -> bool:
+        return any(not p.settled for p in self._waiting)
+
+    @property
     def in_use(self) -> bool:
         """Handed out to callers, or carrying state for either side."""
         ready = self.ready
@@ -125,7 +130,7 @@ class PeerSession:
         ):
             return True
         s = self.session
-        if self._questions or self._waiting or s.export_count or s.answer_count:
+        if self._questions or self._pending_imports or s.export_count or s.answer_count:
             return True
         return any(pos != 0 and wr() is not None for pos, wr in self._imports.items())
 
@@ -143,7 +148,7 @@ class PeerSession:
         if not self.outbound or not self.session.is_open:
             return
         s = self.session
-        if self._questions or self._waiting or s.export_count or s.answer_count:
+        if self._questions or self._pending_imports or s.export_count or s.answer_count:
             return
         if any(pos != 0 and wr() is not None for pos, wr in self._imports.items()):
             return
@@ -309,8 +314,7 @@ class PeerSession:
         self._imports[position] = weakref.ref(p)
         weakref.finalize(p, self._on_collected, position, p._count)
         self.session.listen(Export(position), Resolver(p))
-        self._waiting.add(p)
-        p.on_settle(lambda ok, v: self._waiting.discard(p))
+        self._waiting.add(p)  # settled ones are harmless: breaking them is a no-op
         return p
 
     def new_answer(self, position: int) -> Any:
@@ -363,15 +367,16 @@ class PeerSession:
     def _on_delivered(self, ev: Delivered) -> None:
         target = ev.target
         if ev.answer is None and ev.resolver is None:
+            if isinstance(target, Promise):
+                target.send_only(*ev.args)
+                return
             try:
-                if isinstance(target, Promise):
-                    target.send_only(*ev.args)
-                else:
-                    res = call_local(target, ev.args)
-                    if res.is_broken:
-                        log.debug("fire-and-forget to %r failed: %r", target, res._final()._value)
-            except Exception:
-                log.exception("fire-and-forget delivery failed")
+                result = invoke_local(target, ev.args)
+            except Exception as exc:
+                log.debug("fire-and-forget to %r failed: %r", target, exc)
+                return
+            if asyncio.iscoroutine(result):
+                call_local(lambda: result, ())  # run it; nobody waits for the outcome
             return
         result = send(target, ev.args)
         if ev.answer is not None:
@@ -426,7 +431,7 @@ class PeerSession:
         questions = list(self._questions.values())
         self._questions.clear()
         waiting = list(self._waiting)
-        self._waiting.clear()
+        self._waiting = weakref.WeakSet()
         for p in questions + waiting:
             p.break_(broken)
         if not self.ready.done():
