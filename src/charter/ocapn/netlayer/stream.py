@@ -31,6 +31,12 @@ class ConnectionClosedError(NetlayerError):
     code = "ocapn.netlayer.closed"
 
 
+def _observe(ready: asyncio.Future[None]) -> None:
+    # A failure nobody awaited (e.g. a refused inbound handshake) is not worth a warning.
+    if not ready.cancelled():
+        ready.exception()
+
+
 class StreamConnection(asyncio.Protocol, Connection):
     """A connection over an asyncio transport; subclasses may transform the byte stream."""
 
@@ -55,6 +61,7 @@ class StreamConnection(asyncio.Protocol, Connection):
         self.on_write: Callable[[StreamConnection, bytes], None] | None = None
         #: Resolves once the connection may carry application bytes (after any handshake).
         self.ready: asyncio.Future[None] = self._loop.create_future()
+        self.ready.add_done_callback(_observe)
         #: Called once the transport is gone (the netlayer forgets the connection).
         self.on_lost: Callable[[StreamConnection], None] | None = None
 
