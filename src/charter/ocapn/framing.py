@@ -98,7 +98,7 @@ class _BaseFramer:
 
     def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         if max_message_size <= 0:
-            raise ValueError("max_message_size must be positive")
+            raise FramingError("max_message_size must be positive")
         self.max_message_size = max_message_size
         self._buf = bytearray()
         self._failed: FramingError | None = None
