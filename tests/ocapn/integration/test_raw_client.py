@@ -128,6 +128,22 @@ async def test_echo_greeter_and_promise_pair(peers) -> None:  # type: ignore[no-
     raw.send(deliver(export(resolver_obj.fields[0]), [S("fulfill"), "done"], False, False))
     await raw.writer.drain()
     assert await raw.resolution(listener) == (S("fulfill"), "done")
+
+    # a broken promise reports the very reason given to the resolver
+    _, (promise2, resolver2) = await raw.call(export(pair), [])
+    listener2 = raw.new_import()
+    raw.send(Record(S("op:listen"), export(promise2.fields[0]), import_object(listener2), False))
+    raw.send(deliver(export(resolver2.fields[0]), [S("break"), S("oh-no")], False, False))
+    await raw.writer.drain()
+    assert await raw.resolution(listener2) == (S("break"), S("oh-no"))
+
+    # listening to a promise resolved earlier answers at once
+    _, (promise3, resolver3) = await raw.call(export(pair), [])
+    raw.send(deliver(export(resolver3.fields[0]), [S("fulfill"), S("ok")], False, False))
+    listener3 = raw.new_import()
+    raw.send(Record(S("op:listen"), export(promise3.fields[0]), import_object(listener3), False))
+    await raw.writer.drain()
+    assert await raw.resolution(listener3) == (S("fulfill"), S("ok"))
     await raw.close()
 
 
