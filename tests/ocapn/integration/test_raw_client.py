@@ -201,3 +201,40 @@ async def test_hostile_bytes_end_the_session_never_the_peer(peers) -> None:  # t
     echo = await good.fetch(ECHO_SWISS)
     assert await good.call(export(echo), ["still here"]) == (S("fulfill"), ["still here"])
     await good.close()
+
+
+async def test_index_and_get_pipelined_on_answers(peers) -> None:  # type: ignore[no-untyped-def]
+    peer = await peers()
+    raw = await open_raw_session("127.0.0.1", int(peer.location.hints_dict()["port"]))
+    echo = await raw.fetch(ECHO_SWISS)
+    # echo's answer is the list of its arguments; op:index picks one, op:get a field of
+    # a struct (string keys, as the conformance suite sends them); all pipelined
+    echoed = raw.new_answer()
+    raw.send(
+        deliver(
+            export(echo),
+            [S("foo"), {"foo": 72, "bar": "baz"}],
+            echoed,
+            import_object(raw.new_import()),
+        )
+    )
+    second, field = raw.new_answer(), raw.new_answer()
+    raw.send(Record(S("op:index"), answer(echoed), 1, second))
+    raw.send(Record(S("op:get"), answer(second), "foo", field))
+    first = raw.new_answer()
+    raw.send(Record(S("op:index"), answer(echoed), 0, first))
+    listen_field, listen_first = raw.new_import(), raw.new_import()
+    raw.send(Record(S("op:listen"), answer(field), import_object(listen_field), False))
+    raw.send(Record(S("op:listen"), answer(first), import_object(listen_first), False))
+    await raw.writer.drain()
+    assert await raw.resolution(listen_field) == (S("fulfill"), 72)
+    assert await raw.resolution(listen_first) == (S("fulfill"), S("foo"))
+    # out of range breaks the answer
+    bad = raw.new_answer()
+    raw.send(Record(S("op:index"), answer(echoed), 9, bad))
+    listen_bad = raw.new_import()
+    raw.send(Record(S("op:listen"), answer(bad), import_object(listen_bad), False))
+    await raw.writer.drain()
+    verb, _ = await raw.resolution(listen_bad)
+    assert verb == S("break")
+    await raw.close()
