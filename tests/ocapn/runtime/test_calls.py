@@ -230,3 +230,57 @@ async def test_pipelining_to_an_imported_promise(make_runtime: MakeRuntime) -> N
     reply = promise.send(20)  # goes to bob at once; bob queues it on his promise
     resolver.send_only(S("fulfill"), lambda x: x + 1)  # bob's promise -> alice's object
     assert await reply == 21
+
+
+async def test_fire_and_forget_to_a_coroutine_and_a_failing_object(
+    make_runtime: MakeRuntime,
+) -> None:
+    a, b = await two(make_runtime)
+    done: list[int] = []
+
+    async def slow(x: int) -> None:
+        done.append(x)
+
+    def failing(x: int) -> None:
+        raise RuntimeError("nobody is told")
+
+    ref = await a.enliven(b.register(slow))
+    bad = await a.enliven(b.register(failing))
+    bad.send_only(1)
+    ref.send_only(7)
+    await eventually(lambda: done == [7])
+    assert await ref(8) is None  # the session is still fine
+    assert done == [7, 8]
+
+
+async def test_listen_on_an_exported_promise_and_chained_resolution(
+    make_runtime: MakeRuntime,
+) -> None:
+    a, b = await two(make_runtime)
+    later = Promise()
+    first = Promise()
+    ref = await a.enliven(b.register(lambda: first))
+    p = ref()
+    first.resolve(later)  # a promise resolved to another promise
+    assert not p.settled
+    later.resolve({"ok": True})
+    assert await p == {"ok": True}
+
+
+async def test_promise_api_locally() -> None:
+    p = Promise()
+    seen: list[tuple[bool, Any]] = []
+    p.on_settle(lambda ok, v: seen.append((ok, v)))
+    reply = p.send(3)  # queued until p settles
+    p.resolve(lambda x: x * 2)
+    assert await reply == 6
+    assert seen and seen[0][0] is True
+    assert p.result()(5) == 10
+    broken = Promise.broken("why")
+    with pytest.raises(PromiseBrokenError):
+        broken.result()
+    with pytest.raises(PromiseBrokenError):
+        await broken.send(1)
+    q = Promise()
+    q.resolve(q)
+    assert q.is_broken

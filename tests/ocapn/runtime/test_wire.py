@@ -19,7 +19,7 @@ from charter.ocapn.netlayer.base import Connection
 from charter.ocapn.netlayer.memory import Switchboard
 from charter.ocapn.runtime import Runtime
 
-from .conftest import MakeRuntime
+from .conftest import MakeRuntime, eventually
 
 S = Symbol
 ECHO = b"IO58l1laTyhcrgDKbEzFOO32MDd6zE5w"
@@ -354,3 +354,29 @@ async def test_crossed_hellos_abort_the_lower_dialer(
         await outbound.expect("op:start-session")
     else:
         await outbound.expect("op:abort")
+
+
+async def test_fuzzed_traffic_after_handshake(rt: Runtime, switchboard: Switchboard) -> None:
+    import random
+
+    rng = random.Random(99)
+    samples = [
+        encode(R("op:deliver", export(0), [S("fetch"), ECHO], 0, imp(0))),
+        encode(R("op:deliver-only", R("desc:answer", 0), [1, imp(3), [imp(3)]])),
+        encode(R("op:listen", R("desc:answer", 0), imp(4), True)),
+        encode(R("op:index", R("desc:answer", 0), 0, 1)),
+        encode(R("op:gc-answers", [0, 1])),
+        encode(R("op:gc-exports", [1], [1])),
+    ]
+    for i in range(40):
+        peer = await connect_raw(rt, switchboard, f"fuzz{i}")
+        data = b"".join(samples)
+        cut = bytearray(data)
+        for _ in range(rng.randrange(1, 6)):
+            cut[rng.randrange(len(cut))] = rng.randrange(256)
+        peer.conn.write(bytes(cut[: rng.randrange(len(cut) + 1)]))
+        peer.conn.close()
+    # every hostile session ended; the runtime still serves well-behaved peers
+    await eventually(lambda: not rt._peers)
+    good = await connect_raw(rt, switchboard, "good")
+    assert await good.fetch(ECHO) >= 0

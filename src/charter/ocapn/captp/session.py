@@ -67,6 +67,9 @@ from charter.ocapn.locator import PeerLocation
 #: Nesting deeper than this in a received value is treated as hostile.
 MAX_DEPTH = 200
 
+#: Answers a peer may keep open at once before we call it hostile.
+MAX_ANSWERS = 1_000_000
+
 _ATOMS: frozenset[type] = frozenset({int, str, bytes, bool, float, Symbol})
 
 #: Syrup has no "undefined": Python's None travels as ``<void>`` (as deployed peers do).
@@ -550,6 +553,8 @@ class Session:
     def _new_answer(self, pos: int) -> Any:
         if pos in self._answers:
             raise ProtocolError(f"answer position {pos} is already in use")
+        if len(self._answers) >= MAX_ANSWERS:
+            raise ProtocolError("too many open answers")
         handle = self.hooks.new_answer(pos)
         self._answers[pos] = handle
         return handle
