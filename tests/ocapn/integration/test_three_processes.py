@@ -140,3 +140,20 @@ async def test_wrong_tls_key_is_refused(peers) -> None:  # type: ignore[no-untyp
         # the genuine key at the same address works
         echo = await _enliven(runtime, b, ECHO_SWISS)
         assert await asyncio.wait_for(echo.send(1), 15) == [1]
+
+
+async def test_gc_releases_our_export_when_the_peer_drops_it(
+    setup: tuple[str, Runtime, PeerLocation, PeerLocation],
+) -> None:
+    _, runtime, b, _ = setup
+    echo = await _enliven(runtime, b, ECHO_SWISS)
+    session = echo.peer.session
+    exports_before = session.export_count
+    mine = Greeted()
+    # B's echo imports our object, hands it straight back and keeps nothing
+    assert await asyncio.wait_for(echo.send(mine, mine, mine), 15) == [mine, mine, mine]
+    # B's op:gc-export(s) travel no later than its answer to the next call (one ordered
+    # stream), so by then our export table must be back where it was
+    assert await asyncio.wait_for(echo.send("sync"), 15) == ["sync"]
+    assert session.export_refcount(mine) == 0
+    assert session.export_count == exports_before
