@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from charter.codec.syrup import Symbol, SyrupError
@@ -97,8 +97,8 @@ class PeerSession:
         self.ready: asyncio.Future[PeerSession] = asyncio.get_running_loop().create_future()
         self.closed = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._imports: dict[int, weakref.ref[Any]] = {}
-        self._released: list[tuple[int, WireCount]] = []
+        self._imports: dict[int, _ImportRef] = {}
+        self._released: list[_ImportRef] = []
         self._questions: dict[int, Promise] = {}
         # imported promises not settled yet (broken if the session ends); weak, so GC works
         self._waiting: weakref.WeakSet[Promise] = weakref.WeakSet()
@@ -261,19 +261,19 @@ class PeerSession:
 
     def _release_imports(self) -> None:
         released, self._released = self._released, []
-        for pos, count in released:
-            wr = self._imports.get(pos)
-            if wr is not None and wr() is None:
-                del self._imports[pos]
-            self.session.release_import(pos, count.n)
+        imports = self._imports
+        for wr in released:
+            if imports.get(wr.position) is wr:
+                del imports[wr.position]
+            self.session.release_import(wr.position, wr.count.n)
 
-    def _on_collected(self, pos: int, count: WireCount) -> None:
-        # Runs from the garbage collector: only record, the next flush sends it.
-        self._released.append((pos, count))
+    def _on_collected(self, wr: _ImportRef) -> None:
+        # Runs when an import is collected (in this thread): record; the next flush sends it.
+        self._released.append(wr)
         if not self._flush_scheduled and not self._loop.is_closed():
             self._flush_scheduled = True
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self.flush)
+                self._loop.call_soon(self.flush)
 
     def abort(self, reason: str) -> None:
         """Send ``op:abort``, then close the connection after flushing it."""
@@ -299,8 +299,7 @@ class PeerSession:
             ref._count.n += 1
             return ref
         ref = RemoteRef(self, position)
-        self._imports[position] = weakref.ref(ref)
-        weakref.finalize(ref, self._on_collected, position, ref._count)
+        self._imports[position] = _ImportRef(ref, self._on_collected, position, ref._count)
         return ref
 
     def import_promise(self, position: int) -> Any:
@@ -311,8 +310,7 @@ class PeerSession:
             return p
         p = _ImportedPromise()
         p._pipe = (self, Export(position))
-        self._imports[position] = weakref.ref(p)
-        weakref.finalize(p, self._on_collected, position, p._count)
+        self._imports[position] = _ImportRef(p, self._on_collected, position, p._count)
         self.session.listen(Export(position), Resolver(p))
         self._waiting.add(p)  # settled ones are harmless: breaking them is a no-op
         return p
@@ -475,6 +473,23 @@ class PeerSession:
             self._ended(session.abort_reason or "closed")
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.conn.wait_closed(), 5.0)
+
+
+class _ImportRef(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to an import that remembers its position and wire count."""
+
+    __slots__ = ("count", "position")
+
+    def __new__(
+        cls, obj: Any, callback: Callable[[_ImportRef], None], position: int, count: WireCount
+    ) -> _ImportRef:
+        return super().__new__(cls, obj, callback)
+
+    def __init__(
+        self, obj: Any, callback: Callable[[_ImportRef], None], position: int, count: WireCount
+    ) -> None:
+        self.position = position
+        self.count = count
 
 
 class _ImportedPromise(Promise):
