@@ -191,3 +191,18 @@ def test_start_session_record_shape() -> None:
     parsed = parse_operation(decode(encode(op.to_record())))
     assert isinstance(parsed, StartSession)
     assert parsed.public_key == key.public and parsed.location == loc
+
+
+@pytest.mark.parametrize("dialect", [Dialect.CURRENT, Dialect.LEGACY])
+@pytest.mark.parametrize(
+    "op",
+    [
+        Deliver(Export(0), []),
+        Deliver(Answer(12345678901234567890), [1, -2, "x", b"y", [S("z")], {"k": 1.5}]),
+        Deliver(Export(3), [R("desc:import-object", 4)], 0, ImportObject(7)),
+        Deliver(Export(3), [], None, ImportPromise(9)),
+        Deliver(Answer(1), [True, False], 5, ImportPromise(0)),
+    ],
+)
+def test_fast_deliver_encoding_is_canonical(op: Deliver, dialect: Dialect) -> None:
+    assert op.encode(dialect) == encode(op.to_record(dialect))

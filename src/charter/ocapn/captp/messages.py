@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from charter.codec.syrup import Record, Symbol
+from charter.codec.syrup import Record, Symbol, encode
 from charter.ocapn.captp.crypto import (
     parse_public_key,
     parse_signature,
@@ -117,6 +117,20 @@ class Answer:
 
 
 Target: TypeAlias = Export | Answer
+
+_DESC_PREFIX: dict[type, bytes] = {
+    ImportObject: b"<18'desc:import-object",
+    ImportPromise: b"<19'desc:import-promise",
+    Export: b"<11'desc:export",
+    Answer: b"<11'desc:answer",
+}
+
+
+def encode_desc(desc: ImportObject | ImportPromise | Export | Answer) -> bytes:
+    """The canonical Syrup bytes of a position descriptor, without the generic encoder."""
+    return b"%s%d+>" % (_DESC_PREFIX[type(desc)], desc.position)
+
+
 ImportDesc: TypeAlias = ImportObject | ImportPromise
 
 _REF_DESCS: dict[Symbol, type[ImportObject | ImportPromise | Export | Answer]] = {
@@ -282,6 +296,18 @@ class Deliver:
     resolver: ImportDesc | None = None
     #: Parsed from ``op:deliver-only`` (a previous-dialect hint).
     only: bool = False
+
+    def encode(self, dialect: Dialect = Dialect.CURRENT) -> bytes:
+        """Canonical bytes, equal to ``encode(self.to_record(dialect))`` but faster."""
+        to = encode_desc(self.to)
+        args = encode(self.args)
+        if self.answer_pos is None and self.resolver is None:
+            if dialect is Dialect.LEGACY:
+                return b"<15'op:deliver-only%s%s>" % (to, args)
+            return b"<10'op:deliver%s%sff>" % (to, args)
+        answer = b"f" if self.answer_pos is None else b"%d+" % self.answer_pos
+        resolver = b"f" if self.resolver is None else encode_desc(self.resolver)
+        return b"<10'op:deliver%s%s%s%s>" % (to, args, answer, resolver)
 
     def to_record(self, dialect: Dialect = Dialect.CURRENT) -> Record:
         if self.answer_pos is None and self.resolver is None and dialect is Dialect.LEGACY:

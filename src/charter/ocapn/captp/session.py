@@ -350,7 +350,10 @@ class Session:
         return bool(self._out or self._gc_exports or self._gc_answers)
 
     def _emit(self, op: Operation) -> None:
-        self._out.append(encode(op.to_record(self._dialect)))
+        if type(op) is Deliver:
+            self._out.append(op.encode(self._dialect))
+        else:
+            self._out.append(encode(op.to_record(self._dialect)))
         self.messages_out += 1
 
     def _check_open(self) -> None:
