@@ -57,7 +57,7 @@ class TcpTestingNetlayer(StreamNetlayer):
         if not self._force and not is_loopback(host):
             raise NonLoopbackAddressError(
                 f"tcp-testing-only refuses non-loopback address {host!r} (unencrypted, "
-                "unauthenticated); pass force=True to override"
+                "unauthenticated); force it explicitly (force=True, or --force on the command line)"
             )
 
     @property
