@@ -206,7 +206,7 @@ def parse_json_receipt(text: str | bytes) -> JsonReceipt:
 
 def receipt_from_json(doc: object) -> JsonReceipt:
     obj = _object(doc, "receipt", _RECEIPT_FIELDS)
-    cert = NodeCert.from_pem(_str(obj, "cert"))
+    cert = NodeCert.from_pem(_str(obj, "cert"), canonical=True)
     node_id = _hex_text(_str(obj, "node_id"), "node_id", HASH_SIZE)
     signature = _b64(_str(obj, "signature"), "signature")
     proof_doc = obj.get("proof")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,21 +43,38 @@ class NodeCert:
 
     @classmethod
     def from_x509(cls, cert: x509.Certificate) -> NodeCert:
-        key = cert.public_key()
+        # cryptography parses lazily: read every field now, with its warnings as
+        # errors, so that a damaged certificate fails here with a typed error.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                key = cert.public_key()
+                cert.subject.rfc4514_string()
+                cert.serial_number  # noqa: B018
+                cert.not_valid_after_utc  # noqa: B018
+                der = cert.public_bytes(serialization.Encoding.DER)
+        except Exception as exc:  # any parse failure of untrusted input
+            raise ReceiptFormatError(f"not a usable certificate: {exc}") from None
         if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
             key.curve, SUPPORTED_CURVES
         ):
             raise ReceiptFormatError("a node certificate must carry an ECDSA P-256 or P-384 key")
-        return cls(cert, cert.public_bytes(serialization.Encoding.DER), node_id_of_key(key), key)
+        return cls(cert, der, node_id_of_key(key), key)
 
     @classmethod
-    def from_pem(cls, pem: str | bytes) -> NodeCert:
+    def from_pem(cls, pem: str | bytes, *, canonical: bool = False) -> NodeCert:
+        """Parse a PEM certificate; ``canonical`` also demands its one standard text form."""
         data = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
         try:
-            cert = x509.load_pem_x509_certificate(data)
-        except ValueError as exc:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                cert = x509.load_pem_x509_certificate(data)
+        except Exception as exc:  # any parse failure of untrusted input
             raise ReceiptFormatError(f"not a PEM certificate: {exc}") from None
-        return cls.from_x509(cert)
+        node = cls.from_x509(cert)
+        if canonical and node.pem().encode("ascii") != data:
+            raise ReceiptFormatError("the certificate is not in canonical PEM form")
+        return node
 
     def pem(self) -> str:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
@@ -75,7 +93,7 @@ class TrustedNodes:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def __iter__(self) -> Iterable[NodeCert]:
+    def __iter__(self) -> Iterator[NodeCert]:
         return iter(self._by_id.values())
 
     def by_node_id(self, node_id: str) -> NodeCert:
