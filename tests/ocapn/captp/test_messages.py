@@ -63,6 +63,10 @@ def test_deliver_current_and_legacy_forms() -> None:
     assert isinstance(only, Deliver) and only.only and only.resolver is None
     assert dialect_hint(only) is Dialect.LEGACY
 
+    # an answer position without a resolver: the sender only pipelines on it
+    op = parse_operation(R("op:deliver", exp(1), [], 3, False))
+    assert op == Deliver(Export(1), [], 3, None) and dialect_hint(op) is Dialect.CURRENT
+
     # a resolver without answer position (the test suite's usual form)
     op = parse_operation(R("op:deliver", exp(1), [], False, R("desc:import-promise", 4)))
     assert op == Deliver(Export(1), [], None, ImportPromise(4))
@@ -129,7 +133,6 @@ def test_abort() -> None:
         R("op:deliver", exp(True), [], False, False),  # booleans are not positions
         R("op:deliver", imp(1), [], False, False),  # target must be export/answer
         R("op:deliver", exp(1), "args", False, False),  # args must be a list
-        R("op:deliver", exp(1), [], 3, False),  # answer without resolver
         R("op:deliver", exp(1), [], False, exp(2)),  # resolver must be an import
         R("op:deliver", exp(1), [], 1.5, imp(1)),
         R("op:deliver-only", exp(1)),

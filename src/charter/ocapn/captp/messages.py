@@ -437,9 +437,8 @@ def _parse_deliver(f: tuple[Any, ...]) -> Deliver:
     if type(args) is not list:
         raise ProtocolError("op:deliver args must be a list")
     answer_pos = None if answer is False else position(answer, "answer position")
+    # An answer position without a resolver is allowed: the sender only pipelines on it.
     resolver_desc = None if resolver is False else _import_desc(resolver)
-    if answer_pos is not None and resolver_desc is None:
-        raise ProtocolError("op:deliver with an answer position needs a resolver")
     return Deliver(_target(to), args, answer_pos, resolver_desc)
 
 
@@ -531,7 +530,7 @@ def dialect_hint(op: Operation) -> Dialect | None:
     if isinstance(op, Deliver):
         if op.only:
             return Dialect.LEGACY
-        if op.resolver is None and op.answer_pos is None:
+        if op.resolver is None:  # the previous dialect never sends a false resolver
             return Dialect.CURRENT
         return None
     if isinstance(op, Listen):
