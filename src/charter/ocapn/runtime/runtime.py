@@ -305,6 +305,7 @@ class Runtime:
         if ps.expected is not None and not ps.expected.same_peer(loc):
             ps.abort("peer is not the one dialed")
             return
+        ps.name = loc.designator
         key = (ps.transport, loc.designator)
         current = self._sessions.get(key)
         if (
