@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -206,7 +207,7 @@ def parse_json_receipt(text: str | bytes) -> JsonReceipt:
 
 def receipt_from_json(doc: object) -> JsonReceipt:
     obj = _object(doc, "receipt", _RECEIPT_FIELDS)
-    cert = NodeCert.from_pem(_str(obj, "cert"), canonical=True)
+    cert = _node_cert(_str(obj, "cert"))
     node_id = _hex_text(_str(obj, "node_id"), "node_id", HASH_SIZE)
     signature = _b64(_str(obj, "signature"), "signature")
     proof_doc = obj.get("proof")
@@ -235,6 +236,13 @@ def receipt_from_json(doc: object) -> JsonReceipt:
     if "leaf" in obj:
         signed_root = _hex(_str(obj, "leaf"), "leaf", HASH_SIZE)
     return JsonReceipt(cert, node_id, signature, tuple(proof), components, signed_root)
+
+
+@functools.lru_cache(maxsize=64)
+def _node_cert(pem: str) -> NodeCert:
+    # A verifier sees the same few node certificates again and again; parsing one
+    # costs more than the signature check, and NodeCert is immutable.
+    return NodeCert.from_pem(pem, canonical=True)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
