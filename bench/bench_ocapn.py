@@ -1,6 +1,7 @@
 """OCapN over TLS between two processes on loopback; prints one JSON object.
 
-Run: ``python bench/bench_ocapn.py [--scale 1.0]`` (about twenty seconds at scale 1).
+Run: ``python bench/bench_ocapn.py [--scale 1.0] [--netlayer tls]`` (about ten seconds
+at scale 1; ``--netlayer unix`` or ``tcp-testing-only`` shows what TLS costs).
 The server is the conformance test peer (``python -m charter.ocapn.testpeer
 --netlayer tls``) in its own process; this process is the client runtime. Measured:
 
@@ -19,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -30,7 +33,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from charter.codec.syrup import Symbol
 from charter.ocapn.locator import PeerLocation, SturdyRef
+from charter.ocapn.netlayer.base import Netlayer
+from charter.ocapn.netlayer.tcp_testing import TcpTestingNetlayer
 from charter.ocapn.netlayer.tls import TlsNetlayer
+from charter.ocapn.netlayer.unix import UnixNetlayer
 from charter.ocapn.runtime import RemoteRef, Runtime
 from charter.ocapn.testpeer import CAR_FACTORY_BUILDER_SWISS, ECHO_SWISS
 
@@ -91,13 +97,17 @@ async def chain_latencies(builder: RemoteRef, count: int) -> list[float]:
     return samples
 
 
-async def start_server() -> tuple[asyncio.subprocess.Process, PeerLocation]:
+async def start_server(
+    netlayer: str = "tls", socket_path: str | None = None
+) -> tuple[asyncio.subprocess.Process, PeerLocation]:
+    extra = ["--socket", socket_path] if socket_path else []
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "charter.ocapn.testpeer",
         "--netlayer",
-        "tls",
+        netlayer,
+        *extra,
         stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
@@ -108,14 +118,24 @@ async def start_server() -> tuple[asyncio.subprocess.Process, PeerLocation]:
     return process, PeerLocation.from_uri(line.decode().strip())
 
 
-async def run(scale: float) -> dict[str, Any]:
+def client_netlayer(kind: str, tmp: str) -> Netlayer:
+    if kind == "tls":
+        return TlsNetlayer(Ed25519PrivateKey.generate())
+    if kind == "unix":
+        return UnixNetlayer(os.path.join(tmp, "client.sock"))
+    return TcpTestingNetlayer()
+
+
+async def run(scale: float, netlayer: str = "tls") -> dict[str, Any]:
     n_ff = max(1000, int(100_000 * scale))
     n_rt = max(1000, int(30_000 * scale))
     n_lat = max(100, int(2_000 * scale))
     n_chain = max(50, int(500 * scale))
-    process, location = await start_server()
+    tmp = tempfile.mkdtemp(prefix="charter-bench-")
+    server_socket = os.path.join(tmp, "server.sock") if netlayer == "unix" else None
+    process, location = await start_server(netlayer, server_socket)
     try:
-        async with Runtime([TlsNetlayer(Ed25519PrivateKey.generate())]) as runtime:
+        async with Runtime([client_netlayer(netlayer, tmp)]) as runtime:
             async with asyncio.timeout(PHASE_TIMEOUT):
                 echo = await runtime.enliven(SturdyRef(location, ECHO_SWISS))
                 builder = await runtime.enliven(SturdyRef(location, CAR_FACTORY_BUILDER_SWISS))
@@ -139,7 +159,7 @@ async def run(scale: float) -> dict[str, Any]:
             await process.wait()
     return {
         "benchmark": "ocapn",
-        "netlayer": "tls",
+        "netlayer": netlayer,
         "processes": 2,
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -161,8 +181,14 @@ async def run(scale: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every count")
+    parser.add_argument(
+        "--netlayer",
+        choices=["tls", "unix", "tcp-testing-only"],
+        default="tls",
+        help="transport between the two processes (tls is the one that matters)",
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.scale))))
+    print(json.dumps(asyncio.run(run(args.scale, args.netlayer))))
 
 
 if __name__ == "__main__":
