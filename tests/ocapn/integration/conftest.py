@@ -26,9 +26,9 @@ class PeerProcess:
     def location(self) -> PeerLocation:
         return PeerLocation.from_uri(self.uri)
 
-    async def stop(self) -> int:
+    async def stop(self, signum: int = signal.SIGTERM) -> int:
         if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
         async with asyncio.timeout(10):
             return await self.process.wait()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import signal
 
 import pytest
 from rawcaptp import (
@@ -37,7 +38,12 @@ async def test_car_factory_over_raw_captp(peers, framing: str) -> None:  # type:
     assert verb == S("fulfill")
     verb, text = await raw.call(export(car.fields[0]), [])
     assert (verb, text) == (S("fulfill"), "Vroom! I am a red zoomracer car!")
-    await raw.close()
+    # SIGINT (like SIGTERM, which the fixture sends to the others) ends the peer
+    # cleanly, with a live session open
+    assert await peer.stop(signal.SIGINT) == 0
+    with pytest.raises(ConnectionError):
+        while True:
+            await raw.recv()
 
 
 async def test_pipelined_car_and_broken_pipeline(peers) -> None:  # type: ignore[no-untyped-def]
