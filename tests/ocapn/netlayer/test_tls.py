@@ -163,3 +163,25 @@ async def test_silent_client_is_dropped_after_the_handshake_timeout() -> None:
     assert await asyncio.wait_for(reader.read(), 10) == b""
     writer.close()
     await server.close()
+
+
+async def test_listener_allow_list_refuses_other_keys() -> None:
+    friend = TlsNetlayer(Ed25519PrivateKey.generate())
+    stranger = TlsNetlayer(Ed25519PrivateKey.generate())
+    handled: list[str | None] = []
+
+    async def handler(conn: Connection) -> None:
+        handled.append(conn.peer_designator)
+        conn.write(b"welcome")
+        await conn.drain()
+
+    server = TlsNetlayer(Ed25519PrivateKey.generate(), allow={friend.designator}.__contains__)
+    await server.serve(handler)
+    ok = await friend.connect(server.designator, server.hints)
+    assert await asyncio.wait_for(ok.read(), 10) == b"welcome"
+    # the stranger's handshake completes on its side, then the server drops it unheard
+    refused = await stranger.connect(server.designator, server.hints)
+    assert await asyncio.wait_for(refused.read(), 10) == b""
+    assert handled == [friend.designator]
+    for netlayer in (friend, stranger, server):
+        await netlayer.close()

@@ -24,6 +24,7 @@ import base64
 import binascii
 import contextlib
 import datetime
+from collections.abc import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -111,8 +112,16 @@ def _make_context(key: Ed25519PrivateKey) -> SSL.Context:
 class TlsConnection(StreamConnection):
     """A TLS 1.3 connection driven through memory BIOs; ready only after the key check."""
 
-    def __init__(self, ctx: SSL.Context, *, server_side: bool, expected: str | None) -> None:
+    def __init__(
+        self,
+        ctx: SSL.Context,
+        *,
+        server_side: bool,
+        expected: str | None,
+        allow: Callable[[str], bool] | None = None,
+    ) -> None:
         super().__init__(None)
+        self._allow = allow
         self._ssl = SSL.Connection(ctx, None)
         if server_side:
             self._ssl.set_accept_state()
@@ -166,6 +175,8 @@ class TlsConnection(StreamConnection):
             raise PeerAuthenticationError(
                 f"tls: dialled {self._expected} but the peer proved key {designator}"
             )
+        if self._allow is not None and not self._allow(designator):
+            raise PeerAuthenticationError(f"tls: key {designator} is not allowed to connect")
         return designator
 
     def _pump(self) -> None:
@@ -219,8 +230,18 @@ class TlsNetlayer(StreamNetlayer):
 
     name = TLS_TRANSPORT
 
-    def __init__(self, key: Ed25519PrivateKey, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        key: Ed25519PrivateKey,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        allow: Callable[[str], bool] | None = None,
+    ) -> None:
+        """``allow``, if given, decides which client designators may connect (e.g. the
+        keys a constitution lists); others are refused during the TLS handshake."""
         super().__init__()
+        self._allow = allow
         self._key = key
         self._ctx = _make_context(key)
         self._host = host
@@ -246,7 +267,7 @@ class TlsNetlayer(StreamNetlayer):
         try:
             server = await loop.create_server(
                 lambda: self._server_protocol(
-                    TlsConnection(self._ctx, server_side=True, expected=None)
+                    TlsConnection(self._ctx, server_side=True, expected=None, allow=self._allow)
                 ),
                 self._host,
                 self._port,
