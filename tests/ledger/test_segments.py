@@ -43,7 +43,7 @@ def test_rollover_by_size_and_reads_across_segments(tmp_path: Path) -> None:
     with SegmentLog(tmp_path, max_segment_bytes=300) as log:
         for i in range(0, 60, 6):
             log.append_batch(recs[i : i + 6])
-        names = sorted(p.name for p in tmp_path.iterdir())
+        names = sorted(p.name for p in tmp_path.glob("*.seg"))
         assert len(names) > 3
         assert names[0] == segment_name(1)
         assert log.read_range(1, 60) == recs
@@ -278,3 +278,27 @@ def test_closed_log_refuses_use(tmp_path: Path) -> None:
     log.close()
     with pytest.raises(LedgerStateError):
         log.append(b"x")
+
+
+def test_a_second_open_of_the_same_directory_is_refused(tmp_path: Path) -> None:
+    with SegmentLog(tmp_path) as log:
+        log.append(b"x")
+        with pytest.raises(LedgerStateError) as info:
+            SegmentLog(tmp_path)
+        assert "in use" in info.value.message
+    with SegmentLog(tmp_path) as log:
+        assert log.read(1) == b"x"
+
+
+def test_crash_between_seal_chmod_and_rename(tmp_path: Path) -> None:
+    with SegmentLog(tmp_path, max_segment_bytes=100) as log:
+        log.append_batch(records(10))
+        log.append_batch(records(10, 10))
+    first = tmp_path / segment_name(1)
+    first.chmod(0o444)  # sealing had begun, the rename had not happened
+    with SegmentLog(tmp_path, max_segment_bytes=100) as log:
+        assert log.commit_index == 0
+        log.truncate_after(5)  # still uncommitted, so still writable
+        assert log.append(b"new") == 6
+        log.mark_committed(6)
+        assert log.read_range(1, 6) == [*records(5), b"new"]

@@ -17,7 +17,8 @@ last frame or a zero-filled end of the last, still open, segment: what a crash
 in the middle of an append leaves) is truncated and reported in
 ``SegmentLog.recovery``. Any other damage, in a committed segment or before
 the end of the last one, raises ``LedgerCorruptionError`` naming the file and
-byte offset: the node stops rather than skip an entry.
+byte offset: the node stops rather than skip an entry. A ``LOCK`` file held with
+``flock`` keeps a second process from opening the same directory.
 
 All file I/O here is blocking and the API is synchronous: the node calls it
 from a worker thread (``asyncio.to_thread``), never from the event loop. One
@@ -27,6 +28,7 @@ from a worker thread (``asyncio.to_thread``), never from the event loop. One
 from __future__ import annotations
 
 import bisect
+import fcntl
 import os
 import re
 import stat
@@ -43,6 +45,7 @@ OPEN_SUFFIX = ".seg"
 COMMITTED_SUFFIX = ".committed"
 NAME_DIGITS = 20
 DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024
+LOCK_NAME = "LOCK"
 _NAME = re.compile(r"^(\d{20})\.(seg|committed)$")
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
@@ -131,12 +134,20 @@ class SegmentLog:
         self._next_index = first_index
         self._commit_index = first_index - 1
         self._closed = False
+        self._lock_fd = -1
         self.recovery = self._open()
 
     # -- opening and recovery ---------------------------------------------------------
 
     def _open(self) -> RecoveryReport:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            raise LedgerStateError(f"{self.directory} is in use by another ledger") from None
         found: list[tuple[int, bool, Path]] = []
         for entry in os.scandir(self.directory):
             m = _NAME.match(entry.name)
@@ -197,6 +208,10 @@ class SegmentLog:
 
     def _open_for_write(self, seg: _Segment) -> None:
         if seg.wfd < 0:
+            if not seg.path.stat().st_mode & stat.S_IWUSR:
+                # A crash between sealing's chmod and its rename leaves an open
+                # segment read-only; it is not committed yet, so it may be written.
+                os.chmod(seg.path, 0o644)
             seg.wfd = os.open(seg.path, os.O_WRONLY)
 
     # -- properties -------------------------------------------------------------------
@@ -416,6 +431,9 @@ class SegmentLog:
     def _close_all(self) -> None:
         for seg in self._segments:
             seg.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = -1
 
     def __enter__(self) -> SegmentLog:
         return self
