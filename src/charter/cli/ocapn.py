@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated
 
@@ -38,10 +37,16 @@ def test_peer(
     ] = False,
 ) -> None:
     """Serve the OCapN conformance test objects; prints the peer's ocapn:// URI, stops on SIGINT/SIGTERM."""
-    from charter.ocapn.testpeer import make_netlayer, run_test_peer
+    from charter.ocapn.testpeer import serve_test_peer
 
-    layer = make_netlayer(netlayer, listen, socket, force=force)
-    asyncio.run(run_test_peer(layer, framing=framing, announce=lambda uri: print(uri, flush=True)))
+    serve_test_peer(
+        netlayer,
+        listen,
+        framing=framing,
+        socket_path=socket,
+        force=force,
+        announce=lambda uri: print(uri, flush=True),
+    )
 
 
 @app.command("parse-uri")

@@ -152,9 +152,26 @@ def make_netlayer(
         host, port = parse_listen(listen)
         return TlsNetlayer(Ed25519PrivateKey.generate(), host, port)
     if netlayer == "unix":
-        path = socket_path or os.path.join(tempfile.mkdtemp(prefix="charter-ocapn-"), "peer.sock")
-        return UnixNetlayer(path)
+        if socket_path is None:
+            raise TestPeerError("the unix netlayer needs a socket path")
+        return UnixNetlayer(socket_path)
     raise TestPeerError(f"unknown netlayer {netlayer!r}; expected one of {', '.join(NETLAYERS)}")
+
+
+def serve_test_peer(
+    netlayer: str = "tcp-testing-only",
+    listen: str = "127.0.0.1:0",
+    *,
+    framing: str = UNFRAMED,
+    socket_path: str | None = None,
+    force: bool = False,
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Run a test peer to completion (blocking); a unix socket defaults to a temporary path."""
+    with tempfile.TemporaryDirectory(prefix="charter-ocapn-") as tmp:
+        path = socket_path or os.path.join(tmp, "peer.sock")
+        layer = make_netlayer(netlayer, listen, path, force=force)
+        asyncio.run(run_test_peer(layer, framing=framing, announce=announce))
 
 
 async def run_test_peer(
@@ -200,8 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="tcp-testing-only off loopback")
     args = parser.parse_args(argv)
     try:
-        netlayer = make_netlayer(args.netlayer, args.listen, args.socket, force=args.force)
-        asyncio.run(run_test_peer(netlayer, framing=args.framing, announce=_print_flush))
+        serve_test_peer(
+            args.netlayer,
+            args.listen,
+            framing=args.framing,
+            socket_path=args.socket,
+            force=args.force,
+            announce=_print_flush,
+        )
     except CharterError as exc:
         print(f"error [{exc.code}] {exc.message}", file=sys.stderr)
         return 1
