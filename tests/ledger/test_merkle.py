@@ -158,3 +158,61 @@ def test_commit_evidence_round_trip() -> None:
     for bad in ("ce:3.42", "ce:3:42:00", "ce:3.42:0g", "CE:3.42:00", "ce:3.42:abc"):
         with pytest.raises(MerkleError):
             parse_commit_evidence(bad)
+
+
+@settings(max_examples=60)
+@given(st.integers(min_value=1, max_value=300), st.data())
+def test_flushed_tree_answers_like_the_full_tree(n: int, data: st.DataObject) -> None:
+    leaves = leaves_of(n)
+    full = MerkleTree(leaves)
+    flushed = MerkleTree(leaves)
+    cut = data.draw(st.integers(min_value=0, max_value=n))
+    flushed.flush(cut)
+    assert flushed.min_index == cut and len(flushed) == n
+    assert flushed.root() == full.root()
+    for size in range(max(cut, 1), n + 1, max(1, n // 9)):
+        assert flushed.root_at(size) == full.root_at(size)
+        for index in range(cut, size, max(1, size // 5)):
+            assert flushed.path(index, size) == full.path(index, size)
+    if cut > 0:
+        with pytest.raises((LedgerIndexError, MerkleError)):
+            flushed.path(cut - 1)
+    extra = leaves_of(data.draw(st.integers(min_value=0, max_value=40)), salt=2)
+    full.extend(extra)
+    flushed.extend(extra)
+    assert flushed.root() == full.root()
+    keep = data.draw(st.integers(min_value=cut, max_value=len(full)))
+    full.retract(keep)
+    flushed.retract(keep)
+    if keep:
+        assert flushed.root() == full.root()
+    for index in range(cut, keep, max(1, keep // 5)):
+        assert flushed.path(index) == full.path(index)
+
+
+@settings(max_examples=60)
+@given(st.integers(min_value=1, max_value=300), st.integers(min_value=0, max_value=60))
+def test_a_tree_from_its_frontier_continues_the_same_roots(n: int, more: int) -> None:
+    leaves = leaves_of(n)
+    full = MerkleTree(leaves)
+    frontier = full.frontier()
+    assert len(frontier) == bin(n).count("1")
+    resumed = MerkleTree.from_frontier(n, frontier)
+    assert resumed.root() == full.root() and resumed.min_index == n
+    extra = leaves_of(more, salt=3)
+    full.extend(extra)
+    resumed.extend(extra)
+    assert resumed.root() == full.root()
+    for index in range(n, n + more):
+        assert resumed.path(index) == full.path(index)
+        assert resumed.leaf(index) == full.leaf(index)
+    with pytest.raises(MerkleError):
+        MerkleTree.from_frontier(n, frontier[:-1])
+
+
+def test_flush_keeps_memory_to_the_left_edge() -> None:
+    tree = MerkleTree(leaves_of(10_000))
+    tree.flush(9_990)
+    assert len(tree._levels[0]) == 10 * 32
+    assert sum(len(level) for level in tree._levels) < 40 * 32
+    assert fold_path(tree.leaf(9_995), tree.path(9_995)) == reference_root(leaves_of(10_000))

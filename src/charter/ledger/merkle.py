@@ -85,17 +85,46 @@ def _largest_power_of_two_below(n: int) -> int:
 
 
 class MerkleTree:
-    """Append-only tree over 32-byte leaf hashes."""
+    """Append-only tree over 32-byte leaf hashes.
 
-    __slots__ = ("_levels", "_peaks", "_size")
+    ``flush(index)`` forgets the leaves below ``index`` (keeping only the O(log n)
+    subtree hashes on the left edge, as CCF's ``flush_to`` does): roots, appends
+    and paths for leaves at or above ``min_index`` still work. ``frontier()`` and
+    ``from_frontier`` carry a tree's state in O(log n) hashes, e.g. in a snapshot,
+    so that a node starting from it continues the same roots.
+    """
+
+    __slots__ = ("_base", "_levels", "_offset", "_peaks", "_size", "_starts")
 
     def __init__(self, leaves: Iterable[bytes] = ()) -> None:
-        # _levels[k] holds the complete subtree hashes at height k * _STRIDE, concatenated.
+        # _levels[k] holds the complete subtree hashes at height k * _STRIDE whose
+        # leaves all lie at or above _offset, concatenated; the first is at
+        # position _starts[k] of that level.
         self._levels: list[bytearray] = [bytearray()]
+        self._starts: list[int] = [0]
         self._peaks: list[tuple[int, bytes]] = []  # (height, hash), heights strictly decreasing
         self._size = 0
+        self._offset = 0
+        self._base: dict[tuple[int, int], bytes] = {}  # (lo, width) -> hash below _offset
         for leaf in leaves:
             self.append(leaf)
+
+    @classmethod
+    def from_frontier(cls, size: int, frontier: Sequence[bytes]) -> MerkleTree:
+        """A tree of ``size`` leaves known only by its left-edge hashes (see ``frontier``)."""
+        ranges = _decompose(size)
+        if len(frontier) != len(ranges) or any(len(h) != HASH_SIZE for h in frontier):
+            raise MerkleError(f"a tree of {size} leaves has {len(ranges)} frontier hashes")
+        tree = cls()
+        tree._size = tree._offset = size
+        tree._base = {r: bytes(h) for r, h in zip(ranges, frontier, strict=True)}
+        tree._peaks = [
+            (w.bit_length() - 1, bytes(h)) for (_, w), h in zip(ranges, frontier, strict=True)
+        ]
+        tree._starts = [0]
+        tree._levels = [bytearray()]
+        tree._starts[0] = size
+        return tree
 
     def __len__(self) -> int:
         return self._size
@@ -103,6 +132,15 @@ class MerkleTree:
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def min_index(self) -> int:
+        """The oldest leaf whose hash, and so whose path, the tree still has."""
+        return self._offset
+
+    def frontier(self) -> list[bytes]:
+        """The hashes of the complete subtrees that make up the current size, left to right."""
+        return [node for _, node in self._peaks]
 
     def append(self, leaf: bytes) -> int:
         """Add a leaf; returns its index."""
@@ -120,7 +158,9 @@ class MerkleTree:
                 level = height // _STRIDE
                 if level == len(self._levels):
                     self._levels.append(bytearray())
-                self._levels[level] += node
+                    self._starts.append(-(-self._offset >> height))
+                if (index >> height) >= self._starts[level]:
+                    self._levels[level] += node
         peaks.append((height, node))
         self._size += 1
         return index
@@ -131,7 +171,8 @@ class MerkleTree:
 
     def leaf(self, index: int) -> bytes:
         self._check_index(index, self._size)
-        return bytes(self._levels[0][index * HASH_SIZE : (index + 1) * HASH_SIZE])
+        at = (index - self._offset) * HASH_SIZE
+        return bytes(self._levels[0][at : at + HASH_SIZE])
 
     def root(self) -> bytes:
         """Root at the current size."""
@@ -143,11 +184,13 @@ class MerkleTree:
         return acc
 
     def root_at(self, size: int) -> bytes:
-        """Root the tree had when it held ``size`` leaves."""
+        """Root the tree had when it held ``size`` leaves (not below ``min_index``)."""
         if size == self._size:
             return self.root()
-        if not 1 <= size <= self._size:
-            raise LedgerIndexError(f"no root at size {size} (tree has {self._size} leaves)")
+        if not max(1, self._offset) <= size <= self._size:
+            raise LedgerIndexError(
+                f"no root at size {size} (tree has {self._offset}..{self._size} leaves)"
+            )
         return self._range_hash(0, size)
 
     def path(self, index: int, size: int | None = None) -> list[PathStep]:
@@ -173,34 +216,56 @@ class MerkleTree:
         """Forget every leaf at or above ``size`` (Raft truncated an uncommitted suffix)."""
         if size >= self._size:
             return
-        if size < 0:
-            raise LedgerIndexError("a tree cannot have a negative size")
+        if size < self._offset:
+            raise LedgerIndexError(
+                f"cannot retract to {size}: leaves below {self._offset} are flushed"
+            )
         for k, level in enumerate(self._levels):
-            keep = size >> (k * _STRIDE)
+            keep = max(0, (size >> (k * _STRIDE)) - self._starts[k])
             del level[keep * HASH_SIZE :]
         self._size = size
-        peaks: list[tuple[int, bytes]] = []
-        lo = 0
-        for bit in reversed(range(size.bit_length())):
-            width = 1 << bit
-            if size & width:
-                peaks.append((bit, self._perfect(lo, width)))
-                lo += width
-        self._peaks = peaks
+        self._peaks = [(w.bit_length() - 1, self._perfect(lo, w)) for lo, w in _decompose(size)]
+
+    def flush(self, index: int) -> None:
+        """Forget leaves below ``index``; their paths can no longer be produced."""
+        if index <= self._offset:
+            return
+        if index > self._size:
+            raise LedgerIndexError(f"cannot flush to {index}: the tree has {self._size} leaves")
+        base = {(lo, w): self._perfect(lo, w) for lo, w in _decompose(index)}
+        for k, level in enumerate(self._levels):
+            height = k * _STRIDE
+            new_start = -(-index >> height)
+            drop = min(new_start - self._starts[k], len(level) // HASH_SIZE)
+            if drop > 0:
+                del level[: drop * HASH_SIZE]
+            self._starts[k] = new_start
+        self._offset = index
+        self._base = base
 
     # -- internals --------------------------------------------------------------------
 
     def _check_index(self, index: int, size: int) -> None:
-        if not 0 <= index < size:
-            raise LedgerIndexError(f"leaf {index} outside a tree of {size} leaves")
+        if not self._offset <= index < size:
+            raise LedgerIndexError(
+                f"leaf {index} outside leaves {self._offset}..{size - 1} of the tree"
+            )
 
     def _perfect(self, lo: int, width: int) -> bytes:
         """Hash of the complete subtree of ``width`` (a power of two) leaves from ``lo``."""
+        if lo < self._offset:
+            known = self._base.get((lo, width))
+            if known is not None:
+                return known
+            if lo + width <= self._offset or width == 1:
+                raise MerkleError(f"leaves {lo}..{lo + width - 1} have been flushed")
+            half = width // 2
+            return _h(self._perfect(lo, half), self._perfect(lo + half, half))
         height = width.bit_length() - 1
         level = min(height // _STRIDE, len(self._levels) - 1)
         base = level * _STRIDE
         data = self._levels[level]
-        first = lo >> base
+        first = (lo >> base) - self._starts[level]
         count = width >> base
         nodes = [
             bytes(data[(first + i) * HASH_SIZE : (first + i + 1) * HASH_SIZE]) for i in range(count)
@@ -216,6 +281,18 @@ class MerkleTree:
             return self._perfect(lo, width)
         k = _largest_power_of_two_below(width)
         return _h(self._perfect(lo, k), self._range_hash(lo + k, hi))
+
+
+def _decompose(size: int) -> list[tuple[int, int]]:
+    """The complete subtrees (lo, width) that a tree of ``size`` leaves is made of."""
+    out: list[tuple[int, int]] = []
+    lo = 0
+    for bit in reversed(range(size.bit_length())):
+        width = 1 << bit
+        if size & width:
+            out.append((lo, width))
+            lo += width
+    return out
 
 
 def verify_path(leaf: bytes, path: Sequence[PathStep], root: bytes) -> bool:
