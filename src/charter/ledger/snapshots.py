@@ -1,0 +1,138 @@
+"""Snapshots: when one is due, and the evidence transaction that records its digest.
+
+Every ``every_tx`` committed transactions the node writes a snapshot of its state
+as of some committed ``seqno`` and appends a snapshot-evidence transaction that
+records the snapshot's SHA-256 digest together with the Merkle tree's frontier
+at ``seqno + 1`` leaves (leaf 0 and transactions ``1..seqno``). The evidence is an
+ordinary transaction, so its leaf is in the tree and the next signature covers
+it: a node that joins from the snapshot checks the snapshot against the digest,
+the evidence against a receipt, and resumes the tree with
+``MerkleTree.from_frontier`` so that it computes the same roots as everyone else.
+
+``SnapshotSchedule`` is sans-I/O, fed "committed up to" and "snapshot taken"
+events. ``SnapshotEvidence`` is a Syrup record, hashed and signed as stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from charter.codec.syrup import Record, Symbol, SyrupDecodeError, decode, encode
+from charter.ledger.errors import LedgerError, LedgerStateError
+from charter.ledger.merkle import HASH_SIZE, MerkleTree
+
+SNAPSHOT_EVIDENCE_LABEL = Symbol("charter-snapshot-evidence")
+
+
+class SnapshotError(LedgerError):
+    """Snapshot evidence that is malformed or does not match the snapshot or tree."""
+
+    code = "ledger.snapshot.invalid"
+
+
+def snapshot_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPolicy:
+    every_tx: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.every_tx < 1:
+            raise ValueError("the snapshot interval must be positive")
+
+
+class SnapshotSchedule:
+    """Says at which committed seqno the next snapshot is due."""
+
+    __slots__ = ("_commit", "_last_snapshot", "policy")
+
+    def __init__(self, policy: SnapshotPolicy, *, last_snapshot_seqno: int = 0) -> None:
+        self.policy = policy
+        self._last_snapshot = last_snapshot_seqno
+        self._commit = last_snapshot_seqno
+
+    @property
+    def last_snapshot(self) -> int:
+        return self._last_snapshot
+
+    def committed(self, seqno: int) -> int | None:
+        """The commit index advanced to ``seqno``; returns the seqno to snapshot, if due."""
+        if seqno < self._commit:
+            raise LedgerStateError(f"commit index {seqno} went back from {self._commit}")
+        self._commit = seqno
+        if seqno - self._last_snapshot >= self.policy.every_tx:
+            return seqno
+        return None
+
+    def taken(self, seqno: int) -> None:
+        """A snapshot as of ``seqno`` was written and its evidence appended."""
+        if seqno < self._last_snapshot or seqno > self._commit:
+            raise LedgerStateError(
+                f"snapshot at {seqno} is outside {self._last_snapshot}..{self._commit}"
+            )
+        self._last_snapshot = seqno
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEvidence:
+    """What the ledger records about a snapshot as of ``seqno``."""
+
+    seqno: int
+    digest: bytes
+    frontier: tuple[bytes, ...]
+
+    @classmethod
+    def for_snapshot(cls, seqno: int, data: bytes, tree: MerkleTree) -> SnapshotEvidence:
+        """Evidence for ``data``, the state as of ``seqno``, while ``tree`` is at seqno + 1 leaves."""
+        if len(tree) != seqno + 1:
+            raise SnapshotError(
+                f"the tree has {len(tree)} leaves; evidence for {seqno} needs {seqno + 1}"
+            )
+        return cls(seqno, snapshot_digest(data), tuple(tree.frontier()))
+
+    def check_snapshot(self, data: bytes) -> None:
+        if snapshot_digest(data) != self.digest:
+            raise SnapshotError(f"the snapshot's digest is not the one recorded for {self.seqno}")
+
+    def resume_tree(self) -> MerkleTree:
+        """The Merkle tree as of the snapshot, ready for the transactions after it."""
+        try:
+            return MerkleTree.from_frontier(self.seqno + 1, self.frontier)
+        except LedgerError as exc:
+            raise SnapshotError(exc.message) from None
+
+    def to_record(self) -> Record:
+        return Record(SNAPSHOT_EVIDENCE_LABEL, self.seqno, self.digest, list(self.frontier))
+
+    def encode(self) -> bytes:
+        return encode(self.to_record())
+
+    @classmethod
+    def decode(cls, data: bytes) -> SnapshotEvidence:
+        try:
+            record = decode(data)
+        except SyrupDecodeError as exc:
+            raise SnapshotError(
+                f"snapshot evidence is not canonical Syrup: {exc.message}"
+            ) from None
+        if (
+            not isinstance(record, Record)
+            or record.label != SNAPSHOT_EVIDENCE_LABEL
+            or len(record.fields) != 3
+        ):
+            raise SnapshotError("not a charter-snapshot-evidence record")
+        seqno, digest, frontier = record.fields
+        if type(seqno) is not int or seqno < 0:
+            raise SnapshotError("seqno must be a non-negative integer")
+        if not isinstance(digest, bytes) or len(digest) != HASH_SIZE:
+            raise SnapshotError("digest must be 32 bytes")
+        if not isinstance(frontier, list) or not all(
+            isinstance(h, bytes) and len(h) == HASH_SIZE for h in frontier
+        ):
+            raise SnapshotError("frontier must be a list of 32-byte hashes")
+        if len(frontier) != bin(seqno + 1).count("1"):
+            raise SnapshotError(f"a tree of {seqno + 1} leaves has another frontier length")
+        return cls(seqno, digest, tuple(frontier))
