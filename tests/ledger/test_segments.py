@@ -302,3 +302,43 @@ def test_crash_between_seal_chmod_and_rename(tmp_path: Path) -> None:
         assert log.append(b"new") == 6
         log.mark_committed(6)
         assert log.read_range(1, 6) == [*records(5), b"new"]
+
+
+def test_failed_fsync_poisons_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = SegmentLog(tmp_path)
+    log.append(b"durable")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(LedgerStateError):
+        log.append(b"maybe lost")
+    monkeypatch.undo()
+    with pytest.raises(LedgerStateError):
+        log.read(1)
+    log.close()
+    with SegmentLog(tmp_path) as log:
+        assert log.read(1) == b"durable"
+
+
+def test_failed_write_leaves_no_partial_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SegmentLog(tmp_path)
+    log.append(b"first")
+    real_pwrite = os.pwrite
+
+    def short_then_fail(fd: int, data: bytes | memoryview, offset: int) -> int:
+        real_pwrite(fd, bytes(data[:5]), offset)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", short_then_fail)
+    with pytest.raises(OSError):
+        log.append_batch([b"x" * 100, b"y" * 100])
+    monkeypatch.undo()
+    assert log.append(b"second") == 2
+    log.close()
+    with SegmentLog(tmp_path) as log:
+        assert log.recovery.torn_tail is None
+        assert list(log) == [b"first", b"second"]

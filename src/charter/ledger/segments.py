@@ -28,6 +28,7 @@ from a worker thread (``asyncio.to_thread``), never from the event loop. One
 from __future__ import annotations
 
 import bisect
+import contextlib
 import fcntl
 import os
 import re
@@ -135,6 +136,7 @@ class SegmentLog:
         self._commit_index = first_index - 1
         self._closed = False
         self._lock_fd = -1
+        self._failed: OSError | None = None
         self.recovery = self._open()
 
     # -- opening and recovery ---------------------------------------------------------
@@ -247,10 +249,25 @@ class SegmentLog:
         self._check_open()
         if not records:
             return range(self._next_index, self._next_index)
+        try:
+            buf = encode_frames(list(records))
+        except ValueError as exc:
+            raise LedgerStateError(str(exc)) from None
         seg = self._active_for_append()
-        buf = encode_frames(list(records))
-        _write_all(seg.wfd, buf, seg.size)
-        os.fsync(seg.wfd)
+        try:
+            _write_all(seg.wfd, buf, seg.size)
+        except OSError:
+            # Leave no partial batch behind for the next write to land before.
+            with contextlib.suppress(OSError):
+                os.ftruncate(seg.wfd, seg.size)
+            raise
+        try:
+            os.fsync(seg.wfd)
+        except OSError as exc:
+            # After a failed fsync the kernel may have dropped the dirty pages; what
+            # is on disk is unknown, so this log refuses further use (reopen to recover).
+            self._failed = exc
+            raise LedgerStateError(f"fsync of {seg.path} failed: {exc}") from exc
         pos = seg.size
         offsets = seg.offsets
         for record in records:
@@ -449,6 +466,10 @@ class SegmentLog:
     def _check_open(self) -> None:
         if self._closed:
             raise LedgerStateError("the segment log is closed")
+        if self._failed is not None:
+            raise LedgerStateError(
+                f"the segment log failed to sync and must be reopened: {self._failed}"
+            )
 
     def _sync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
