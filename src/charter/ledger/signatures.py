@@ -16,6 +16,7 @@ visible as committed once a later signature commits.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -221,8 +222,10 @@ def verify_signed_root(signed: SignedRoot, trusted: TrustedNodes | None = None) 
         protected = loads_strict(sign1_parts(signed.cose_signature)[0], "protected header")
     except ReceiptError as exc:
         raise SignedRootError(exc.message) from None
-    ccf = protected.get(CCF_HEADERS) if isinstance(protected, dict) else None
-    if not isinstance(ccf, dict) or ccf.get(CCF_TXID) != signed.tx_id:
+    if not isinstance(protected, Mapping):
+        raise SignedRootError("the COSE signature's protected header is not a map")
+    ccf = protected.get(CCF_HEADERS)
+    if not isinstance(ccf, Mapping) or ccf.get(CCF_TXID) != signed.tx_id:
         raise SignedRootError("the COSE signature names another transaction")
     if protected.get(HDR_KID) != signed.node_id.encode("ascii"):
         raise SignedRootError("the COSE signature's kid is not the signer's node id")
