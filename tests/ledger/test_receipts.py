@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+from charter.crypto import P256PrivateKey, self_signed_certificate
 from charter.ledger.cose_receipts import (
     CCF_HEADERS,
     HDR_KID,
@@ -264,3 +265,30 @@ def test_network_file(tmp_path: Path, node: Node, other_node: Node) -> None:
     path.write_text("{}")
     with pytest.raises(ReceiptFormatError):
         load_network(path)
+
+
+def test_a_renewed_certificate_for_the_same_key_still_verifies(
+    node: Node, ledger: SignedLedger
+) -> None:
+    renewed = self_signed_certificate(node.key, common_name="charter node renewed")
+    assert renewed.to_der() != node.cert.to_der()
+    receipt = issue_json_receipt(ledger.tree, 8, ledger.components[8], ledger.signed)
+    trusted_renewed = TrustedNodes([NodeCert.from_x509(renewed.x509)])
+    assert receipt.verify(trusted_renewed).tx_id == "2.8"
+    # A certificate for the key that is not self-signed by it is refused.
+    issuer = P256PrivateKey.generate()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(renewed.x509.subject)
+        .issuer_name(renewed.x509.subject)
+        .public_key(node.key.public_key.to_cryptography())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(renewed.not_before)
+        .not_valid_after(renewed.not_after)
+    )
+    foreign = NodeCert.from_x509(builder.sign(issuer.to_cryptography(), hashes.SHA256()))
+    forged = JsonReceipt(
+        foreign, foreign.node_id, receipt.signature, receipt.proof, receipt.leaf_components
+    )
+    with pytest.raises(UntrustedSignerError):
+        forged.verify(trusted_renewed)

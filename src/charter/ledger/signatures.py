@@ -215,7 +215,7 @@ def verify_signed_root(signed: SignedRoot, trusted: TrustedNodes | None = None) 
     if node.node_id != signed.node_id:
         raise SignedRootError("node id is not the digest of the certificate's key")
     if trusted is not None:
-        node = trusted.require_exact(node)
+        node = trusted.require(node)
     try:
         verify_root_signature(node.key, signed.root, signed.signature)
         verify_cose_root_signature(signed.cose_signature, signed.root, node.key)
