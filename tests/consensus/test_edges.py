@@ -48,7 +48,7 @@ def test_a_node_with_an_unapplied_committed_conf_change_does_not_campaign() -> N
 
 
 def test_a_learner_ignores_timeout_now_and_a_stale_append_is_answered_with_commit() -> None:
-    n, store = boot(5, {1, 2, 3})
+    n, _ = boot(5, {1, 2, 3})
     n.step(Message(MessageType.TIMEOUT_NOW, 1, 5, 1))
     assert n.role is Role.LEARNER and n.term == 1
     f, fstore = boot(2, {1, 2, 3})

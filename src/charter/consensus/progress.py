@@ -72,7 +72,9 @@ class Progress:
         "sent_commit",
         "snap",
         "snap_acked",
+        "snap_rewind",
         "snap_sent",
+        "snap_stall",
         "state",
     )
 
@@ -88,6 +90,8 @@ class Progress:
         self.snap: Snapshot | None = None
         self.snap_sent = 0
         self.snap_acked = 0
+        self.snap_rewind = -1
+        self.snap_stall = 0
 
     def __repr__(self) -> str:
         return f"Progress({self.state.name} match={self.match} next={self.next})"
@@ -97,7 +101,8 @@ class Progress:
         self.state = state
         self.inflights.reset()
         self.snap = None
-        self.snap_sent = self.snap_acked = 0
+        self.snap_sent = self.snap_acked = self.snap_stall = 0
+        self.snap_rewind = -1
 
     def become_probe(self) -> None:
         if self.state is ProgressState.SNAPSHOT and self.snap is not None:
@@ -115,6 +120,12 @@ class Progress:
     def become_snapshot(self, snap: Snapshot) -> None:
         self._reset(ProgressState.SNAPSHOT)
         self.snap = snap
+
+    def snapshot_rewind(self, offset: int) -> None:
+        """Resend the snapshot from ``offset``, the first byte the follower lacks."""
+        self.snap_acked = self.snap_sent = offset
+        self.snap_rewind = offset
+        self.snap_stall = 0
 
     def maybe_update(self, n: int) -> bool:
         """Record that the follower holds entries up to ``n``; whether that is news."""

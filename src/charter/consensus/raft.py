@@ -62,6 +62,9 @@ from charter.consensus.types import (
 
 _MT = MessageType
 
+_SNAPSHOT_STALL_HEARTBEATS = 3
+"""Heartbeat replies without a snapshot acknowledgement before the chunks are resent."""
+
 
 @dataclass(slots=True)
 class Config:
@@ -535,7 +538,9 @@ class RaftNode:
         data = snap.data
         size = len(data)
         cs = self._cfg.snapshot_chunk_size
-        window = max(cs, self._cfg.max_inflight_bytes)
+        window = cs * self._cfg.max_inflight_msgs
+        if self._cfg.max_inflight_bytes > 0:
+            window = max(cs, min(window, self._cfg.max_inflight_bytes))
         while pr.snap_sent <= size and pr.snap_sent - pr.snap_acked < window:
             off = pr.snap_sent
             chunk = data[off : off + cs]
@@ -557,10 +562,14 @@ class RaftNode:
         if m.index != snap.metadata.index:
             return
         if m.reject:
-            pr.snap_acked = pr.snap_sent = min(m.offset, len(snap.data))
+            # Every chunk after a lost one is refused with the same offset: rewind once.
+            off = min(m.offset, len(snap.data))
+            if off == pr.snap_rewind and off >= pr.snap_acked:
+                return
+            pr.snapshot_rewind(off)
         elif m.offset > pr.snap_acked:
             pr.snap_acked = m.offset
-        pr.probe_sent = False  # progress made: no retransmission on the next heartbeat
+            pr.snap_stall = 0
         self._send_snapshot_chunks(m.frm, pr)
 
     # --- leader -------------------------------------------------------------------------------
@@ -618,11 +627,11 @@ class RaftNode:
 
     def _handle_heartbeat_resp(self, m: Message, pr: Progress) -> None:
         if pr.state is ProgressState.SNAPSHOT:
-            # No chunk acknowledged since the last heartbeat: resend from the last ack.
-            if pr.probe_sent:
-                pr.snap_sent = pr.snap_acked
+            # No chunk acknowledged for several heartbeats: resend from the last ack.
+            pr.snap_stall += 1
+            if pr.snap_stall >= _SNAPSHOT_STALL_HEARTBEATS:
+                pr.snapshot_rewind(pr.snap_acked)
                 self._send_snapshot_chunks(m.frm, pr)
-            pr.probe_sent = True
         else:
             pr.probe_sent = False
             if pr.state is ProgressState.REPLICATE and pr.inflights.full():
@@ -890,15 +899,20 @@ class RaftNode:
         if self._outstanding is not None:
             return False
         log = self._log
+        hs = self._prev_hs
+        ss = self._prev_ss
         return bool(
             self._needs_bcast
             or self._msgs
             or self._read_states
             or log.unstable
             or log.unstable_snapshot is not None
+            or hs.commit != log.committed
+            or hs.term != self._term
+            or hs.vote != self._vote
+            or ss.leader != self._leader
+            or ss.role is not self.role
             or log.has_next_committed()
-            or self._hard_state() != self._prev_hs
-            or SoftState(self.role, self._leader) != self._prev_ss
         )
 
     def ready(self) -> Ready:
