@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SEEDS  ?= 100000
 
-.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn sim clean
+.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments sim clean
 
 venv: $(STAMP)
 
@@ -30,9 +30,9 @@ format: venv
 	$(VENV)/bin/ruff check --fix src tests bench
 
 typecheck: venv
-	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn
+	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn -p charter.ledger
 
-bench: bench-codec bench-consensus bench-ocapn
+bench: bench-codec bench-consensus bench-ocapn bench-receipts bench-segments
 
 bench-codec: venv
 	$(PY) bench/bench_codec.py
@@ -42,6 +42,12 @@ bench-consensus: venv
 
 bench-ocapn: venv
 	$(PY) bench/bench_ocapn.py
+
+bench-receipts: venv
+	$(PY) bench/bench_receipts.py
+
+bench-segments: venv
+	$(PY) bench/bench_segments.py
 
 sim: venv
 	$(PY) -m charter.consensus.sim --seeds $(SEEDS)
