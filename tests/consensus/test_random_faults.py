@@ -8,6 +8,7 @@ cluster must make progress again.
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
@@ -83,10 +84,8 @@ def test_random_faults_never_break_agreement(seed: int) -> None:
             lead = c.leader()
             if lead is not None:
                 counter += 1
-                try:
+                with contextlib.suppress(ConsensusError):
                     lead.propose(b"s%d-%d" % (seed, counter))
-                except ConsensusError:
-                    pass
         elif action < 0.40 and live:
             victim = rng.choice(live)
             if len(live) > n // 2 + 1:
@@ -101,10 +100,8 @@ def test_random_faults_never_break_agreement(seed: int) -> None:
         elif action < 0.53:
             lead = c.leader()
             if lead is not None:
-                try:
+                with contextlib.suppress(ConsensusError):
                     lead.transfer_leadership(rng.choice(sorted(lead.conf_state.voters)))
-                except ConsensusError:
-                    pass
         elif action < 0.56:
             lead = c.leader()
             if lead is not None:
