@@ -191,6 +191,15 @@ async def test_a_restarted_node_behind_the_compacted_log_restores_a_snapshot() -
             await lead.propose(b"next")
             await c.net.wait_for(lambda: c.apps[lag].data == [blob, b"next"])
         assert c.drivers[lag].applied_index == lead.applied_index
+        # The compacted node itself restarts: its application comes back from its snapshot.
+        old = lead.node_id
+        await c.stop(old)
+        restarted = c.make(old)
+        assert c.apps[old].data == [blob]
+        c.start(tg, old)
+        async with asyncio.timeout(WAIT):
+            await c.net.wait_for(lambda: c.apps[old].data == [blob, b"next"])
+        assert restarted.applied_index >= lead.applied_index
         for nid in list(c.drivers):
             await c.stop(nid)
 

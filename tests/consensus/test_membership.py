@@ -118,6 +118,8 @@ def test_nonsense_conf_changes_are_refused() -> None:
         lead.propose_conf_change(ConfChange(PROMOTE, 2))
     with pytest.raises(ConfChangeInvalid):
         lead.propose_conf_change(ConfChange(REMOVE, 9))
+    with pytest.raises(ConfChangeInvalid):
+        lead.propose_conf_change(ConfChange(ADD, 0))
     with pytest.raises(NotLeader) as info:
         c.nodes[2].propose_conf_change(ConfChange(ADD, 9))
     assert info.value.leader_id == 1 and info.value.code == "consensus.not_leader"

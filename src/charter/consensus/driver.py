@@ -108,6 +108,10 @@ class RaftDriver:
         self._running = False
         self._pulse = _Pulse()
         self.applied_index = storage.snapshot_index()
+        if restore is not None and self.applied_index > 0:
+            # A restarted node's application starts from its latest snapshot; the core then
+            # hands out the committed entries after it again.
+            restore(storage.snapshot())
 
     @property
     def node_id(self) -> int:

@@ -73,7 +73,8 @@ class Config:
     node_id: int
     election_ticks: int = 10
     heartbeat_ticks: int = 1
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = field(kw_only=True)
+    """The caller's seeded source of election jitter; the core has no randomness of its own."""
     pre_vote: bool = True
     check_quorum: bool = True
     max_entries_per_msg: int = 4096
@@ -736,6 +737,8 @@ class RaftNode:
     def propose_conf_change(self, cc: ConfChange) -> int:
         """Propose one membership change; returns the index of its CONF_CHANGE entry."""
         self._check_proposable()
+        if cc.node_id <= NO_NODE:
+            raise ConfChangeInvalid("node ids must be positive")
         log = self._log
         if self._pending_conf_index > log.applied:
             raise ConfChangeInProgress(
