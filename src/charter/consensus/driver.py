@@ -107,6 +107,7 @@ class RaftDriver:
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
         self._pulse = _Pulse()
+        self._wake = asyncio.Event()
         self.applied_index = storage.snapshot_index()
         if restore is not None and self.applied_index > 0:
             # A restarted node's application starts from its latest snapshot; the core then
@@ -132,6 +133,7 @@ class RaftDriver:
                 self._tasks = [
                     tg.create_task(self._ticker()),
                     tg.create_task(self._receiver(inbox)),
+                    tg.create_task(self._flusher()),
                 ]
                 self._process()
         finally:
@@ -148,6 +150,14 @@ class RaftDriver:
         while True:
             await asyncio.sleep(self._tick_interval)
             self.node.tick()
+            self._process()
+
+    async def _flusher(self) -> None:
+        # Client calls only wake this task, so every call made in one turn of the event
+        # loop lands in one Ready: one append message per follower for the whole batch.
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
             self._process()
 
     async def _receiver(self, inbox: asyncio.Queue[Message]) -> None:
@@ -221,7 +231,7 @@ class RaftDriver:
     async def _await_index(self, index: int) -> int:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._proposals[index] = (self.node.term, fut)
-        self._process()
+        self._wake.set()
         try:
             return await fut
         finally:
@@ -242,7 +252,7 @@ class RaftDriver:
     def transfer_leadership(self, to: int) -> None:
         self._check_running()
         self.node.transfer_leadership(to)
-        self._process()
+        self._wake.set()
 
     async def read(self) -> int:
         """A linearizable read point: returns once this node has applied it."""
@@ -252,7 +262,7 @@ class RaftDriver:
         self._reads[ctx] = fut
         try:
             self.node.read_index(ctx)
-            self._process()
+            self._wake.set()
             index = await fut
         finally:
             self._reads.pop(ctx, None)
