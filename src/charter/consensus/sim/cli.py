@@ -7,8 +7,6 @@ stdout carries only failures (seed, shrunk schedule, trace) and the final summar
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from typing import Annotated
 
 import typer
@@ -16,24 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from charter.consensus.sim.faults import SimConfig
-from charter.consensus.sim.runner import Result, config_for, run_seed, shrink
+from charter.consensus.sim.runner import Result, config_for, run_seed, run_seeds, shrink
 
 app = typer.Typer(add_completion=False, help=__doc__)
-
-
-def _run_one(args: tuple[int, int | None, int | None]) -> Result:
-    seed, nodes, steps = args
-    return run_seed(seed, config_for(seed, nodes, steps))
-
-
-def _results(seeds: range, nodes: int | None, steps: int | None, jobs: int) -> Iterator[Result]:
-    work = [(s, nodes, steps) for s in seeds]
-    if jobs <= 1:
-        for w in work:
-            yield _run_one(w)
-        return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(_run_one, work, chunksize=32)
 
 
 def report_failure(res: Result, config: SimConfig, out: Console, *, do_shrink: bool) -> None:
@@ -89,7 +72,7 @@ def main_command(
     )
     with progress:
         task = progress.add_task("seeds", total=seeds, bad=0)
-        for res in _results(range(start, start + seeds), nodes, steps, max(1, jobs)):
+        for res in run_seeds(range(start, start + seeds), nodes, steps, jobs=max(1, jobs)):
             if not res.ok:
                 failures.append(res)
             progress.update(task, advance=1, bad=len(failures))

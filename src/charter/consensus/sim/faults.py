@@ -119,7 +119,6 @@ def generate(seed: int, config: SimConfig) -> list[Fault]:
     proposal = 0
     # Let the cluster elect a first leader undisturbed for a moment in most runs.
     t = rng.choice((0, 5, 20, 30))
-    crashed: set[int] = set()
     while t < config.steps:
         t += rng.randint(1, max(2, 200 // (config.faults_per_100 + config.proposals_per_100)))
         if t >= config.steps:
@@ -150,13 +149,11 @@ def generate(seed: int, config: SimConfig) -> list[Fault]:
                 out.append(Fault(at, FaultKind.HEAL))
                 at += rng.randint(1, 8)
         elif kind < 0.50:
+            # Crash then restart; the restart may land after the faulty phase (then the
+            # liveness phase restarts the node), or be shrunk away.
             n = rng.choice(ids)
-            if n not in crashed:
-                crashed.add(n)
-                out.append(Fault(t, FaultKind.CRASH, node=n))
-            down = rng.randint(1, 50)
-            out.append(Fault(t + down, FaultKind.RESTART, node=n))
-            crashed.discard(n)
+            out.append(Fault(t, FaultKind.CRASH, node=n))
+            out.append(Fault(t + rng.randint(1, 50), FaultKind.RESTART, node=n))
         elif kind < 0.60:
             out.append(
                 Fault(

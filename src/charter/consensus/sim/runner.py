@@ -8,7 +8,8 @@ subsets of a failing schedule.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from charter.consensus.sim import core
@@ -263,3 +264,21 @@ def shrink(
 
     events = ddmin(result.schedule, fails, budget=budget)
     return run_schedule(result.seed, events, config, verbose=True, node_factory=node_factory)
+
+
+def _run_one(args: tuple[int, int | None, int | None]) -> Result:
+    seed, nodes, steps = args
+    return run_seed(seed, config_for(seed, nodes, steps))
+
+
+def run_seeds(
+    seeds: range, nodes: int | None = None, steps: int | None = None, *, jobs: int = 1
+) -> Iterator[Result]:
+    """Results of ``seeds`` in order; ``jobs`` > 1 spreads them over worker processes."""
+    work = [(s, nodes, steps) for s in seeds]
+    if jobs <= 1:
+        for w in work:
+            yield _run_one(w)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(_run_one, work, chunksize=32)
