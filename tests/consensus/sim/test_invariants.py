@@ -165,6 +165,15 @@ def test_durability_committed_entry_overwritten() -> None:
         _persist(ch, 2, (2, 2, b"z"))
 
 
+def test_durability_committed_entry_truncated_behind_a_rewrite() -> None:
+    ch = Checker()
+    for n in (1, 2):
+        _persist(ch, n, (1, 1, b"a"), (2, 1, b"b"), (3, 1, b"c"))
+    ch.on_commit(1, 3, [1, 2, 3])
+    with _fires("durability"):
+        _persist(ch, 2, (2, 1, b"b"))  # same entry, but the write drops index 3
+
+
 def test_durability_allows_overwriting_uncommitted_suffix() -> None:
     ch = Checker()
     _persist(ch, 1, (1, 1, b"a"), (2, 1, b"b"))

@@ -6,6 +6,7 @@ stdout carries only failures (seed, shrunk schedule, trace) and the final summar
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -43,7 +44,7 @@ def main_command(
     nodes: Annotated[int | None, typer.Option(help="3 or 5 (default: alternate)")] = None,
     steps: Annotated[int | None, typer.Option(help="ticks of the faulty phase")] = None,
     seed: Annotated[int | None, typer.Option(help="run one seed with its full trace")] = None,
-    jobs: Annotated[int, typer.Option(help="worker processes")] = 1,
+    jobs: Annotated[int, typer.Option(help="worker processes (0: one per core)")] = 0,
     no_shrink: Annotated[bool, typer.Option("--no-shrink", help="print unshrunk traces")] = False,
 ) -> None:
     """Run seeds and report ``N seeds, V violations``; exit status 1 if V > 0."""
@@ -72,7 +73,7 @@ def main_command(
     )
     with progress:
         task = progress.add_task("seeds", total=seeds, bad=0)
-        for res in run_seeds(range(start, start + seeds), nodes, steps, jobs=max(1, jobs)):
+        for res in run_seeds(range(start, start + seeds), nodes, steps, jobs=jobs or os.cpu_count() or 1):
             if not res.ok:
                 failures.append(res)
             progress.update(task, advance=1, bad=len(failures))

@@ -223,6 +223,14 @@ class Checker:
                     "durability",
                     f"node {node} overwrote committed entry {idx} (term {got[0]}) with term {term}",
                 )
+        # Writing at an index truncates everything after it: no committed entry may go.
+        for idx in range(records[-1][0] + 1, min(durable.last_index, self.max_committed) + 1):
+            got = self.committed.get(idx)
+            if got is not None and durable.term_at(idx) == got[0]:
+                raise InvariantViolation(
+                    "durability",
+                    f"node {node} truncated its log below committed entry {idx} (term {got[0]})",
+                )
         durable.append(records)
 
     def _check_ids(
