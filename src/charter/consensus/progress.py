@@ -72,6 +72,8 @@ class Progress:
         "sent_commit",
         "snap",
         "snap_acked",
+        "snap_dup_offset",
+        "snap_dups",
         "snap_rewind",
         "snap_sent",
         "snap_stall",
@@ -92,6 +94,8 @@ class Progress:
         self.snap_acked = 0
         self.snap_rewind = -1
         self.snap_stall = 0
+        self.snap_dups = 0
+        self.snap_dup_offset = -1
 
     def __repr__(self) -> str:
         return f"Progress({self.state.name} match={self.match} next={self.next})"
@@ -101,8 +105,8 @@ class Progress:
         self.state = state
         self.inflights.reset()
         self.snap = None
-        self.snap_sent = self.snap_acked = self.snap_stall = 0
-        self.snap_rewind = -1
+        self.snap_sent = self.snap_acked = self.snap_stall = self.snap_dups = 0
+        self.snap_rewind = self.snap_dup_offset = -1
 
     def become_probe(self) -> None:
         if self.state is ProgressState.SNAPSHOT and self.snap is not None:
@@ -125,7 +129,7 @@ class Progress:
         """Resend the snapshot from ``offset``, the first byte the follower lacks."""
         self.snap_acked = self.snap_sent = offset
         self.snap_rewind = offset
-        self.snap_stall = 0
+        self.snap_stall = self.snap_dups = 0
 
     def maybe_update(self, n: int) -> bool:
         """Record that the follower holds entries up to ``n``; whether that is news."""

@@ -65,6 +65,12 @@ _MT = MessageType
 _SNAPSHOT_STALL_HEARTBEATS = 3
 """Heartbeat replies without a snapshot acknowledgement before the chunks are resent."""
 
+_SNAPSHOT_DUP_ACKS = 3
+"""Repeated acknowledgements of one offset that show a chunk was lost (not just late)."""
+
+_MAX_EARLY_CHUNKS = 1024
+"""Chunks a follower keeps that arrived ahead of a missing one."""
+
 
 @dataclass(slots=True)
 class Config:
@@ -96,13 +102,19 @@ class Config:
 
 @dataclass(slots=True)
 class _SnapshotReceive:
-    """Chunks of one snapshot being received from one leader in one term."""
+    """Chunks of one snapshot being received from one leader in one term.
+
+    ``size`` bytes are contiguous from the start; chunks that arrive early (reordered by
+    the network) wait in ``early`` so that reordering costs no retransmission.
+    """
 
     frm: int
     term: int
     meta: SnapshotMeta
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
+    early: dict[int, bytes] = field(default_factory=dict)
+    total: int | None = None
 
 
 class RaftNode:
@@ -489,28 +501,31 @@ class RaftNode:
         meta = m.snapshot
         if meta is None:
             return
+        if meta.index <= self._log.committed:
+            # Already installed (our answer was lost) or outdated: say how far we are.
+            self._snap_recv = None
+            self._send(_MT.APPEND_RESP, m.frm, index=self._log.committed)
+            return
         buf = self._snap_recv
-        if m.offset == 0:
-            buf = self._snap_recv = _SnapshotReceive(m.frm, m.term, meta)
         if buf is None or buf.frm != m.frm or buf.term != m.term or buf.meta != meta:
-            self._send(_MT.SNAPSHOT_RESP, m.frm, index=meta.index, offset=0, reject=True)
+            if buf is not None and (m.term, meta.index) < (buf.term, buf.meta.index):
+                return  # a late chunk of a transfer that a newer one replaced
+            # Every chunk names its snapshot, so any chunk (not only the first) starts it.
+            buf = self._snap_recv = _SnapshotReceive(m.frm, m.term, meta)
+        if m.done:
+            buf.total = m.offset + len(m.data)
+        if m.offset >= buf.size and len(buf.early) < _MAX_EARLY_CHUNKS:
+            buf.early.setdefault(m.offset, m.data)
+        while (chunk := buf.early.pop(buf.size, None)) is not None:
+            buf.chunks.append(chunk)
+            buf.size += len(chunk)
+            if not chunk:
+                break
+        if buf.total is not None and buf.size >= buf.total:
+            self._snap_recv = None
+            self._handle_snapshot(Snapshot(meta, b"".join(buf.chunks)), m.frm)
             return
-        if m.offset != buf.size:
-            self._send(
-                _MT.SNAPSHOT_RESP,
-                m.frm,
-                index=meta.index,
-                offset=buf.size,
-                reject=m.offset > buf.size,
-            )
-            return
-        buf.chunks.append(m.data)
-        buf.size += len(m.data)
-        if not m.done:
-            self._send(_MT.SNAPSHOT_RESP, m.frm, index=meta.index, offset=buf.size)
-            return
-        self._snap_recv = None
-        self._handle_snapshot(Snapshot(meta, b"".join(buf.chunks)), m.frm)
+        self._send(_MT.SNAPSHOT_RESP, m.frm, index=meta.index, offset=buf.size)
 
     def _handle_snapshot(self, snap: Snapshot, frm: int) -> None:
         log = self._log
@@ -536,25 +551,22 @@ class RaftNode:
         snap = pr.snap
         if snap is None:  # pragma: no cover - set by become_snapshot
             return
-        data = snap.data
-        size = len(data)
+        size = len(snap.data)
         cs = self._cfg.snapshot_chunk_size
         window = cs * self._cfg.max_inflight_msgs
         if self._cfg.max_inflight_bytes > 0:
             window = max(cs, min(window, self._cfg.max_inflight_bytes))
         while pr.snap_sent <= size and pr.snap_sent - pr.snap_acked < window:
-            off = pr.snap_sent
-            chunk = data[off : off + cs]
-            done = off + len(chunk) >= size
-            self._send(
-                _MT.SNAPSHOT,
-                to,
-                snapshot=snap.metadata,
-                data=chunk,
-                offset=off,
-                done=done,
-            )
-            pr.snap_sent = size + 1 if done else off + len(chunk)
+            pr.snap_sent = self._send_snapshot_chunk(to, snap, pr.snap_sent)
+
+    def _send_snapshot_chunk(self, to: int, snap: Snapshot, off: int) -> int:
+        """Send the chunk at ``off``; returns the next offset (past the end after the last)."""
+        data = snap.data
+        chunk = data[off : off + self._cfg.snapshot_chunk_size]
+        end = off + len(chunk)
+        done = end >= len(data)
+        self._send(_MT.SNAPSHOT, to, snapshot=snap.metadata, data=chunk, offset=off, done=done)
+        return len(data) + 1 if done else end
 
     def _handle_snapshot_resp(self, m: Message, pr: Progress) -> None:
         snap = pr.snap
@@ -562,15 +574,23 @@ class RaftNode:
             return
         if m.index != snap.metadata.index:
             return
-        if m.reject:
-            # Every chunk after a lost one is refused with the same offset: rewind once.
-            off = min(m.offset, len(snap.data))
-            if off == pr.snap_rewind and off >= pr.snap_acked:
-                return
-            pr.snapshot_rewind(off)
-        elif m.offset > pr.snap_acked:
-            pr.snap_acked = m.offset
-            pr.snap_stall = 0
+        off = m.offset
+        if off > pr.snap_acked:
+            pr.snap_acked = off
+            pr.snap_stall = pr.snap_dups = 0
+        else:
+            # The same offset acknowledged again and again: the chunk there was lost (or,
+            # below our ack, the follower lost what it had). Resend once per such offset.
+            if off == pr.snap_dup_offset:
+                pr.snap_dups += 1
+            else:
+                pr.snap_dup_offset, pr.snap_dups = off, 1
+            if pr.snap_dups >= _SNAPSHOT_DUP_ACKS and pr.snap_rewind != off:
+                if off < pr.snap_acked:
+                    pr.snapshot_rewind(off)
+                else:
+                    pr.snap_rewind = off
+                    self._send_snapshot_chunk(m.frm, snap, off)
         self._send_snapshot_chunks(m.frm, pr)
 
     # --- leader -------------------------------------------------------------------------------
