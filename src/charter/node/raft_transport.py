@@ -1,0 +1,390 @@
+"""Raft traffic between nodes as messages to capabilities over OCapN.
+
+Each node exports a **raft gate** on its OCapN ``Runtime`` under a swiss number every
+member can compute from the network configuration (``inbox_swiss``), so no round trip
+is needed to learn the sturdyref. The swiss number is not a secret and grants nothing
+by itself: a peer must ``introduce`` itself by handing the gate a reference it exports
+(its own gate). A reference the gate receives is always bound to the session it came
+over (a reference to a third party arrives as a handoff promise, one of our own objects
+arrives as itself), so the gate reads the session's *authenticated* peer designator
+(the TLS netlayer proves the peer's key; memory connections are authenticated by
+construction), looks up the node id the configuration gives that key, and returns an
+**inbox facet** bound to that node id. Only messages whose ``frm`` equals the bound id
+reach the local driver: a peer can never speak for another node.
+
+Outgoing, messages per peer are queued and flushed as one ``deliver`` of a batch (a list
+of encoded messages) per peer per event-loop turn. A link to a peer that is unreachable,
+or whose session ended, is re-established with bounded, jittered exponential backoff;
+messages to it are dropped meanwhile and the driver reports the peer unreachable to the
+core (Raft retransmits). Every queue is bounded: the per-peer send queue, the inbound
+queue, and the batch size a peer may deliver.
+
+The driver takes a ``MemoryNetwork``; ``RaftTransport`` is a drop-in subclass whose
+``register``/``send`` go over OCapN instead of in-process queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from charter.codec.syrup import Record, Symbol, encode
+from charter.consensus.driver import MemoryNetwork
+from charter.consensus.types import Message
+from charter.errors import CharterError
+from charter.node.raft_wire import RaftWireError, decode_message, encode_message
+from charter.ocapn.locator import PeerLocation, SturdyRef
+from charter.ocapn.runtime import PeerSession, RemoteRef, Runtime
+
+__all__ = [
+    "DELIVER",
+    "INTRODUCE",
+    "Backoff",
+    "RaftGate",
+    "RaftNetworkConfig",
+    "RaftTransport",
+    "RaftTransportError",
+    "TransportStats",
+    "inbox_swiss",
+]
+
+log = logging.getLogger(__name__)
+
+INTRODUCE = Symbol("introduce")
+DELIVER = Symbol("deliver")
+_SWISS_LABEL = Symbol("charter-raft-inbox-v1")
+
+MAX_BATCH = 4096
+"""Messages one ``deliver`` may carry; a larger batch is refused whole."""
+
+
+class RaftTransportError(CharterError):
+    """A peer's request to the raft gate was refused, or the transport is misconfigured."""
+
+    code = "node.raft_transport"
+
+
+def inbox_swiss(network_id: bytes, node_id: int) -> bytes:
+    """The swiss number of ``node_id``'s raft gate in network ``network_id``.
+
+    SHA-256 of the canonical Syrup record ``<charter-raft-inbox-v1 network-id node-id>``,
+    as 64 lowercase hex digits (ASCII). Anyone with the configuration can compute it.
+    """
+    digest = hashlib.sha256(encode(Record(_SWISS_LABEL, network_id, node_id))).hexdigest()
+    return digest.encode("ascii")
+
+
+@dataclass(frozen=True)
+class RaftNetworkConfig:
+    """Who is in the consensus group: node id -> where its runtime is reached.
+
+    ``network_id`` names the network (e.g. the digest of its constitution) so that two
+    networks sharing nodes never share gates. Each location's (transport, designator)
+    is the key a peer must authenticate with to speak as that node.
+    """
+
+    network_id: bytes
+    peers: Mapping[int, PeerLocation]
+    _by_key: dict[tuple[str, str], int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_key: dict[tuple[str, str], int] = {}
+        for node_id, loc in self.peers.items():
+            if type(node_id) is not int or node_id <= 0:
+                raise RaftTransportError(f"node ids are positive integers, not {node_id!r}")
+            if loc.key in by_key:
+                raise RaftTransportError(
+                    f"nodes {by_key[loc.key]} and {node_id} share designator {loc.designator}"
+                )
+            by_key[loc.key] = node_id
+        object.__setattr__(self, "_by_key", by_key)
+
+    def node_for(self, transport: str, designator: str) -> int | None:
+        """The node id whose key is ``designator`` on ``transport``, if any."""
+        return self._by_key.get((transport, designator))
+
+    def inbox_sturdyref(self, node_id: int) -> SturdyRef:
+        return SturdyRef(self.peers[node_id], inbox_swiss(self.network_id, node_id))
+
+
+@dataclass
+class TransportStats:
+    """Counters of one node's transport (for metrics and tests)."""
+
+    batches_sent: int = 0
+    messages_sent: int = 0
+    dropped_unreachable: int = 0
+    dropped_overflow: int = 0
+    dropped_unencodable: int = 0
+    batches_received: int = 0
+    messages_received: int = 0
+    refused_forged: int = 0
+    refused_malformed: int = 0
+    dropped_inbox_full: int = 0
+    links_established: int = 0
+    link_failures: int = 0
+    introductions_refused: int = 0
+
+
+@dataclass
+class Backoff:
+    """Bounded exponential backoff with jitter between attempts to reach a peer."""
+
+    base: float = 0.02
+    cap: float = 1.0
+    factor: float = 2.0
+    jitter: float = 0.5
+    """Each delay is drawn uniformly from [(1 - jitter) * d, d]."""
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        d = min(self.cap, self.base * self.factor ** min(attempt, 32))
+        return rng.uniform((1.0 - self.jitter) * d, d)
+
+
+class _InboxFacet:
+    """What one authenticated peer holds: delivers its batches, as its own node id only."""
+
+    def __init__(self, transport: RaftTransport, peer_id: int) -> None:
+        self._transport = transport
+        self._peer_id = peer_id
+
+    def deliver(self, batch: Any) -> None:
+        self._transport._receive(self._peer_id, batch)
+
+
+class RaftGate:
+    """The object registered under the node's raft swiss number."""
+
+    def __init__(self, transport: RaftTransport) -> None:
+        self._transport = transport
+        self._facets: weakref.WeakKeyDictionary[PeerSession, _InboxFacet] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def introduce(self, token: Any) -> _InboxFacet:
+        """The inbox facet for the caller, identified by the session ``token`` came over."""
+        t = self._transport
+        if type(token) is not RemoteRef:
+            t.stats.introductions_refused += 1
+            raise RaftTransportError("introduce takes a reference the caller exports")
+        session = token.peer
+        designator = session.conn.peer_designator
+        if designator is None or not session.usable:
+            t.stats.introductions_refused += 1
+            raise RaftTransportError("the session's peer is not authenticated")
+        peer_id = t.config.node_for(session.transport, designator)
+        if peer_id is None or peer_id == t.node_id:
+            t.stats.introductions_refused += 1
+            raise RaftTransportError(f"key {designator} is not a peer of this network")
+        facet = self._facets.get(session)
+        if facet is None:
+            facet = _InboxFacet(t, peer_id)
+            self._facets[session] = facet
+        return facet
+
+
+class _Link:
+    """The outgoing side towards one peer: its inbox facet while connected, and a queue."""
+
+    __slots__ = ("facet", "node_id", "pending", "up")
+
+    def __init__(self, node_id: int) -> None:
+        self.node_id = node_id
+        self.facet: RemoteRef | None = None
+        self.pending: list[Message] = []
+        self.up = asyncio.Event()
+
+
+class RaftTransport(MemoryNetwork):
+    """One node's Raft transport over its OCapN runtime; ``run()`` beside the driver."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        config: RaftNetworkConfig,
+        node_id: int,
+        *,
+        rng: random.Random,
+        backoff: Backoff | None = None,
+        connect_timeout: float = 5.0,
+        max_pending: int = 1024,
+        max_inbox: int = 8192,
+    ) -> None:
+        super().__init__()
+        if node_id not in config.peers:
+            raise RaftTransportError(f"node {node_id} is not in the network configuration")
+        self.runtime = runtime
+        self.config = config
+        self.node_id = node_id
+        self.stats = TransportStats()
+        self._rng = rng
+        self._backoff = backoff or Backoff()
+        self._connect_timeout = connect_timeout
+        self._max_pending = max_pending
+        self._max_inbox = max_inbox
+        self._gate = RaftGate(self)
+        self._swiss = inbox_swiss(config.network_id, node_id)
+        self._links = {nid: _Link(nid) for nid in config.peers if nid != node_id}
+        self._inbox: asyncio.Queue[Message] | None = None
+        self._flush_scheduled = False
+        self._running = False
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Export the gate and keep a link to every peer until cancelled."""
+        if self._running:
+            raise RaftTransportError("transport already running")
+        self._running = True
+        self.runtime.register(self._gate, self._swiss)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for link in self._links.values():
+                    tg.create_task(self._maintain(link))
+        finally:
+            self._running = False
+            self.runtime.unregister(self._swiss)
+            for link in self._links.values():
+                link.facet = None
+                link.up.clear()
+                link.pending.clear()
+
+    def connected(self, node_id: int) -> bool:
+        link = self._links.get(node_id)
+        return link is not None and link.facet is not None
+
+    async def wait_connected(self, node_id: int) -> None:
+        await self._links[node_id].up.wait()
+
+    async def _maintain(self, link: _Link) -> None:
+        sturdy = self.config.inbox_sturdyref(link.node_id)
+        attempt = 0
+        while True:
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    gate = await self.runtime.enliven(sturdy)
+                    if type(gate) is not RemoteRef:
+                        raise RaftTransportError("the peer's raft gate is not a remote object")
+                    facet = await gate.send(INTRODUCE, self._gate)
+                if type(facet) is not RemoteRef:
+                    raise RaftTransportError("the peer's gate returned no inbox")
+            except (CharterError, OSError, TimeoutError, LookupError) as exc:
+                self.stats.link_failures += 1
+                self.notify()
+                log.debug("node %d: no link to %d yet: %s", self.node_id, link.node_id, exc)
+                # A pause before redialing is the point here, not a stand-in for a condition.
+                await asyncio.sleep(self._backoff.delay(attempt, self._rng))
+                attempt += 1
+                continue
+            attempt = 0
+            self.stats.links_established += 1
+            link.facet = facet
+            link.up.set()
+            self.notify()
+            try:
+                await facet.peer.closed.wait()
+            finally:
+                link.facet = None
+                link.up.clear()
+                link.pending.clear()
+                self.notify()
+
+    # --- the driver's side (MemoryNetwork interface) ----------------------------------------
+
+    def register(self, node_id: int) -> asyncio.Queue[Message]:
+        if node_id != self.node_id:
+            raise RaftTransportError(f"this transport serves node {self.node_id}, not {node_id}")
+        q: asyncio.Queue[Message] = asyncio.Queue(self._max_inbox)
+        self._inbox = q
+        return q
+
+    def unregister(self, node_id: int) -> None:
+        if node_id == self.node_id:
+            self._inbox = None
+
+    def send(self, m: Message) -> bool:
+        """Queue ``m`` for this turn's batch to its peer; False if the peer is unreachable."""
+        link = self._links.get(m.to)
+        if link is None or link.facet is None:
+            self.stats.dropped_unreachable += 1
+            return False
+        if len(link.pending) >= self._max_pending:
+            self.stats.dropped_overflow += 1
+            return False
+        link.pending.append(m)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return True
+
+    def isolate(self, node_id: int) -> None:
+        raise RaftTransportError("an OCapN transport is cut by closing sessions, not isolate()")
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        for link in self._links.values():
+            if not link.pending:
+                continue
+            msgs, link.pending = link.pending, []
+            facet = link.facet
+            if facet is None:
+                self.stats.dropped_unreachable += len(msgs)
+                continue
+            batch: list[bytes] = []
+            for m in msgs:
+                try:
+                    batch.append(encode_message(m))
+                except RaftWireError as exc:
+                    self.stats.dropped_unencodable += 1
+                    log.error("node %d: cannot encode %s: %s", self.node_id, m.type.name, exc)
+            if not batch:
+                continue
+            try:
+                facet.send_only(DELIVER, batch)
+            except CharterError as exc:
+                self.stats.dropped_unreachable += len(batch)
+                log.debug("node %d: send to %d failed: %s", self.node_id, link.node_id, exc)
+                continue
+            self.stats.batches_sent += 1
+            self.stats.messages_sent += len(batch)
+
+    # --- the inbox's side -------------------------------------------------------------------
+
+    def _receive(self, peer_id: int, batch: Any) -> None:
+        stats = self.stats
+        if type(batch) is not list or len(batch) > MAX_BATCH:
+            stats.refused_malformed += 1
+            raise RaftTransportError(f"a batch is a list of at most {MAX_BATCH} messages")
+        stats.batches_received += 1
+        inbox = self._inbox
+        for data in batch:
+            try:
+                m = decode_message(data)
+            except RaftWireError as exc:
+                stats.refused_malformed += 1
+                log.warning("node %d: malformed message from %d: %s", self.node_id, peer_id, exc)
+                continue
+            if m.frm != peer_id or m.to != self.node_id:
+                stats.refused_forged += 1
+                log.warning(
+                    "node %d: node %d sent a message from %d to %d",
+                    self.node_id,
+                    peer_id,
+                    m.frm,
+                    m.to,
+                )
+                continue
+            if inbox is None:
+                continue
+            try:
+                inbox.put_nowait(m)
+            except asyncio.QueueFull:
+                stats.dropped_inbox_full += 1
+                continue
+            stats.messages_received += 1

@@ -1,0 +1,277 @@
+"""Three Raft members, each with its own OCapN runtime, over the memory and TLS netlayers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from charter.consensus.storage import MemoryStorage
+from charter.consensus.types import ConfState, Entry, EntryKind, Message, MessageType, Role
+from charter.node.raft_member import RaftMember
+from charter.node.raft_transport import (
+    DELIVER,
+    INTRODUCE,
+    Backoff,
+    RaftGate,
+    RaftNetworkConfig,
+    RaftTransport,
+    RaftTransportError,
+    inbox_swiss,
+)
+from charter.node.raft_wire import encode_message
+from charter.ocapn.locator import PeerLocation
+from charter.ocapn.netlayer.base import Netlayer
+from charter.ocapn.netlayer.memory import Switchboard
+from charter.ocapn.netlayer.tls import TlsNetlayer
+from charter.ocapn.runtime import PromiseBrokenError, RemoteRef, Runtime
+
+WAIT = 15.0
+TICK = 0.01
+NETWORK = b"test-network"
+IDS = [1, 2, 3]
+
+
+class App:
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+
+    def apply(self, e: Entry) -> None:
+        if e.kind is EntryKind.NORMAL and e.data:
+            self.data.append(e.data)
+
+
+class Cluster:
+    """Members of one network; each runs in its own task and can be stopped alone."""
+
+    def __init__(
+        self,
+        runtimes: dict[int, Runtime],
+        tg: asyncio.TaskGroup,
+        absent: dict[int, PeerLocation] | None = None,
+    ) -> None:
+        self.runtimes = runtimes
+        peers = {nid: rt.location() for nid, rt in runtimes.items()}
+        peers.update(absent or {})
+        self.config = RaftNetworkConfig(NETWORK, peers)
+        self.apps = {nid: App() for nid in runtimes}
+        self.members: dict[int, RaftMember] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        voters = ConfState(frozenset(peers))
+        for nid, rt in runtimes.items():
+            m = RaftMember(
+                rt,
+                self.config,
+                nid,
+                MemoryStorage.bootstrap(voters),
+                self.apps[nid].apply,
+                rng=random.Random(nid),
+                tick_interval=TICK,
+                backoff=Backoff(base=0.01, cap=0.2),
+            )
+            self.members[nid] = m
+            self.tasks[nid] = tg.create_task(m.run())
+
+    def live(self) -> list[int]:
+        return [nid for nid, t in self.tasks.items() if not t.done()]
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        """Wait for ``predicate`` (re-checked whenever a live driver acts)."""
+        net = self.members[self.live()[0]].transport
+        async with asyncio.timeout(WAIT):
+            await net.wait_for(predicate)
+
+    def leader(self) -> int | None:
+        leaders = [n for n in self.live() if self.members[n].driver.node.role is Role.LEADER]
+        return leaders[0] if len(leaders) == 1 else None
+
+    async def elect(self) -> int:
+        await self.until(lambda: self.leader() is not None)
+        leader = self.leader()
+        assert leader is not None
+        return leader
+
+    async def stop(self, nid: int) -> None:
+        self.tasks[nid].cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.tasks[nid]
+        await self.runtimes[nid].close()
+
+
+@asynccontextmanager
+async def cluster(make: Callable[[int], Netlayer]) -> AsyncIterator[Cluster]:
+    runtimes = {nid: Runtime([make(nid)]) for nid in IDS}
+    try:
+        for rt in runtimes.values():
+            await rt.start()
+        async with asyncio.TaskGroup() as tg:
+            c = Cluster(runtimes, tg)
+            try:
+                yield c
+            finally:
+                for t in c.tasks.values():
+                    t.cancel()
+    finally:
+        for rt in runtimes.values():
+            await rt.close()
+
+
+def memory_netlayers() -> Callable[[int], Netlayer]:
+    board = Switchboard()
+    return lambda nid: board.netlayer(f"node-{nid}")
+
+
+def tls_netlayers() -> Callable[[int], Netlayer]:
+    return lambda nid: TlsNetlayer(Ed25519PrivateKey.generate(), "127.0.0.1", 0)
+
+
+async def propose_all(c: Cluster, leader: int, count: int, tag: bytes) -> list[bytes]:
+    payloads = [b"%s-%d" % (tag, i) for i in range(count)]
+    driver = c.members[leader].driver
+    async with asyncio.timeout(WAIT):
+        await asyncio.gather(*(driver.propose(p) for p in payloads))
+    return payloads
+
+
+async def check_replication(c: Cluster) -> None:
+    leader = await c.elect()
+    payloads = await propose_all(c, leader, 200, b"a")
+    await c.until(lambda: all(c.apps[n].data[-200:] == payloads for n in c.live()))
+    assert all(m.transport.stats.refused_forged == 0 for m in c.members.values())
+
+    # the leader's runtime goes away: the others elect a new leader and commit without it
+    await c.stop(leader)
+    await c.until(lambda: c.leader() not in (None, leader))
+    new_leader = await c.elect()
+    more = await propose_all(c, new_leader, 20, b"b")
+    await c.until(lambda: all(c.apps[n].data[-20:] == more for n in c.live()))
+    assert all(c.apps[n].data[:200] == payloads for n in c.live())
+    assert all(not c.members[n].transport.connected(leader) for n in c.live())
+
+
+async def test_three_members_over_memory_netlayer() -> None:
+    async with cluster(memory_netlayers()) as c:
+        await check_replication(c)
+
+
+async def test_three_members_over_tls_on_loopback() -> None:
+    async with cluster(tls_netlayers()) as c:
+        await check_replication(c)
+
+
+def test_swiss_number_is_derived_from_network_and_node() -> None:
+    a = inbox_swiss(b"net", 1)
+    assert a == inbox_swiss(b"net", 1)
+    assert len({a, inbox_swiss(b"net", 2), inbox_swiss(b"other", 1)}) == 3
+    assert len(a) == 64 and a.isascii()
+
+
+def test_config_refuses_a_designator_shared_by_two_nodes() -> None:
+    loc = PeerLocation("x", "memory")
+    with pytest.raises(RaftTransportError):
+        RaftNetworkConfig(b"n", {1: loc, 2: loc})
+    with pytest.raises(RaftTransportError):
+        RaftNetworkConfig(b"n", {0: loc})
+
+
+async def test_a_peer_cannot_speak_for_another_node() -> None:
+    """Node 3's key may only deliver messages from node 3; strangers are not introduced."""
+    board = Switchboard()
+    runtimes = {nid: Runtime([board.netlayer(f"node-{nid}")]) for nid in IDS}
+    rogue3 = runtimes.pop(3)  # holds node 3's key but runs no member
+    stranger = Runtime([board.netlayer("stranger")])
+    for rt in [*runtimes.values(), rogue3, stranger]:
+        await rt.start()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            c = Cluster(runtimes, tg, {3: rogue3.location()})
+            config = c.config
+            t1 = c.members[1].transport
+            # a gate of our own, so that we hold an object to introduce ourselves with
+            own = RaftGate(t1)
+            gate = await rogue3.enliven(config.inbox_sturdyref(1))
+            facet = await gate.send(INTRODUCE, own)
+            assert isinstance(facet, RemoteRef)
+            forged = Message(MessageType.VOTE, 2, 1, 99, log_term=99, index=10**6)
+            honest = Message(MessageType.HEARTBEAT_RESP, 3, 1, 0)
+            wrong_to = Message(MessageType.HEARTBEAT_RESP, 3, 2, 0)
+            facet.send_only(DELIVER, [encode_message(forged), b"junk", encode_message(wrong_to)])
+            facet.send_only(DELIVER, [encode_message(honest)])
+            await c.until(lambda: t1.stats.batches_received >= 2)
+            assert t1.stats.refused_forged == 2
+            assert t1.stats.refused_malformed == 1
+            assert t1.stats.messages_received >= 1
+            assert c.members[1].driver.node.term < 99  # the forged vote never reached the core
+
+            # a token that is not the caller's own reference is refused
+            with pytest.raises(PromiseBrokenError):
+                await gate.send(INTRODUCE, b"node-2")
+            # a key the configuration does not list is never introduced
+            sgate = await stranger.enliven(config.inbox_sturdyref(1))
+            with pytest.raises(PromiseBrokenError, match="not a peer"):
+                await sgate.send(INTRODUCE, RaftGate(t1))
+            assert t1.stats.introductions_refused == 2
+            # a batch that is not a list is refused whole
+            with pytest.raises(PromiseBrokenError):
+                await facet.send(DELIVER, b"not a list")
+            for t in c.tasks.values():
+                t.cancel()
+    finally:
+        for rt in [*runtimes.values(), rogue3, stranger]:
+            await rt.close()
+
+
+async def test_messages_to_an_unreachable_peer_are_dropped_not_queued() -> None:
+    board = Switchboard()
+    runtimes = {nid: Runtime([board.netlayer(f"node-{nid}")]) for nid in (1, 2)}
+    for rt in runtimes.values():
+        await rt.start()
+    config = RaftNetworkConfig(
+        NETWORK, {1: runtimes[1].location(), 2: PeerLocation("absent", "memory")}
+    )
+    try:
+        t = RaftTransport(
+            runtimes[1], config, 1, rng=random.Random(1), backoff=Backoff(base=0.01, cap=0.05)
+        )
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(t.run())
+            async with asyncio.timeout(WAIT):
+                await t.wait_for(lambda: t.stats.link_failures >= 3)
+            for _ in range(10_000):
+                assert not t.send(Message(MessageType.HEARTBEAT, 1, 2, 1))
+            assert t.stats.dropped_unreachable == 10_000
+            assert not t.connected(2)
+            task.cancel()
+    finally:
+        for rt in runtimes.values():
+            await rt.close()
+
+
+async def test_messages_of_one_turn_travel_as_one_batch() -> None:
+    board = Switchboard()
+    runtimes = {nid: Runtime([board.netlayer(f"node-{nid}")]) for nid in (1, 2)}
+    for rt in runtimes.values():
+        await rt.start()
+    config = RaftNetworkConfig(NETWORK, {n: rt.location() for n, rt in runtimes.items()})
+    try:
+        t1, t2 = (RaftTransport(runtimes[n], config, n, rng=random.Random(n)) for n in (1, 2))
+        inbox = t2.register(2)
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(t.run()) for t in (t1, t2)]
+            async with asyncio.timeout(WAIT):
+                await t1.wait_connected(2)
+            sent = [Message(MessageType.HEARTBEAT, 1, 2, 1, commit=i) for i in range(50)]
+            assert all(t1.send(m) for m in sent)
+            got = [await asyncio.wait_for(inbox.get(), WAIT) for _ in sent]
+            assert [m.commit for m in got] == list(range(50))
+            assert t1.stats.batches_sent == 1 and t1.stats.messages_sent == 50
+            assert t2.stats.batches_received == 1
+            for t in tasks:
+                t.cancel()
+    finally:
+        for rt in runtimes.values():
+            await rt.close()
