@@ -81,7 +81,9 @@ class LogBuilder:
         return self.batch(who, [Transaction.of([Write(table, k, v)]) for k, v in pairs])
 
     def signature_data(self) -> bytes:
-        return self.engine.make_signature(self.term, self.net.signer.key, self.net.signer.cert, NOW_MS)
+        return self.engine.make_signature(
+            self.term, self.net.signer.key, self.net.signer.cert, NOW_MS
+        )
 
     def signature(self) -> Entry:
         return self.add(self.signature_data())
