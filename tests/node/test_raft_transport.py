@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -275,3 +276,82 @@ async def test_messages_of_one_turn_travel_as_one_batch() -> None:
     finally:
         for rt in runtimes.values():
             await rt.close()
+
+
+@asynccontextmanager
+async def two_transports(
+    board: Switchboard, max_message_size: int = 8 << 20
+) -> AsyncIterator[tuple[RaftTransport, RaftTransport, asyncio.Queue[Message]]]:
+    runtimes = {
+        nid: Runtime([board.netlayer(f"node-{nid}")], max_message_size=max_message_size)
+        for nid in (1, 2)
+    }
+    for rt in runtimes.values():
+        await rt.start()
+    config = RaftNetworkConfig(NETWORK, {n: rt.location() for n, rt in runtimes.items()})
+    t1, t2 = (RaftTransport(runtimes[n], config, n, rng=random.Random(n)) for n in (1, 2))
+    inbox = t2.register(2)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(t.run()) for t in (t1, t2)]
+            async with asyncio.timeout(WAIT):
+                await t1.wait_connected(2)
+            try:
+                yield t1, t2, inbox
+            finally:
+                for t in tasks:
+                    t.cancel()
+    finally:
+        for rt in runtimes.values():
+            await rt.close()
+
+
+def big_append(i: int, size: int) -> Message:
+    return Message(MessageType.APPEND, 1, 2, 1, 0, 0, [Entry(1, 1, data=bytes([i % 256]) * size)])
+
+
+async def test_a_batch_is_split_to_fit_the_captp_message_limit() -> None:
+    async with two_transports(Switchboard(), max_message_size=256 * 1024) as (t1, _, inbox):
+        # 192 KiB per deliver: ten 50 KB appends travel as four batches; 300 KB cannot travel
+        for i in range(10):
+            assert t1.send(big_append(i, 50_000))
+        assert t1.send(big_append(99, 300_000))
+        got = [await asyncio.wait_for(inbox.get(), WAIT) for _ in range(10)]
+        assert [m.entries[0].data[0] for m in got] == list(range(10))
+        assert t1.stats.batches_sent == 4
+        assert t1.stats.dropped_unencodable == 1
+        assert t1.connected(2)
+
+
+async def test_a_peer_that_stops_reading_costs_a_bounded_buffer() -> None:
+    board = Switchboard()
+    async with two_transports(board) as (t1, _, inbox):
+        stall = asyncio.Event()
+        stalled = [c for c in board.connections if c.local_designator == "node-2"]
+        for conn in stalled:
+            original = conn.read
+
+            async def stalled_read(original: Callable[[], Any] = original) -> bytes:
+                await stall.wait()
+                data: bytes = await original()
+                return data
+
+            conn.read = stalled_read  # type: ignore[method-assign]  # a peer that stops reading
+        accepted = 0
+        for i in range(200):
+            if not t1.send(big_append(i, 200_000)):
+                break
+            accepted += 1
+            async with asyncio.timeout(WAIT):
+                await t1.wait_for(lambda: not t1._links[2].pending)
+        assert t1.stats.dropped_backpressure == 1
+        assert accepted < 20  # about the 1 MiB high-water mark, not all 200
+        assert all(c._inbox_size < 2 << 20 for c in stalled)
+        for _ in range(100):
+            assert not t1.send(big_append(0, 200_000))
+        stall.set()
+        async with asyncio.timeout(WAIT):
+            await t1.wait_for(lambda: not t1._links[2].blocked)
+        assert t1.send(big_append(7, 10))
+        got = [await asyncio.wait_for(inbox.get(), WAIT) for _ in range(accepted + 1)]
+        assert got[-1].entries[0].data == bytes([7]) * 10

@@ -13,7 +13,10 @@ construction), looks up the node id the configuration gives that key, and return
 reach the local driver: a peer can never speak for another node.
 
 Outgoing, messages per peer are queued and flushed as one ``deliver`` of a batch (a list
-of encoded messages) per peer per event-loop turn. A link to a peer that is unreachable,
+of encoded messages) per peer per event-loop turn (split only where a batch would exceed
+the runtime's CapTP message size or ``MAX_BATCH`` messages). While a peer's connection is
+above its high-water mark (a slow reader), new messages to it are dropped and reported
+unreachable, so a slow peer costs at most the transport's buffer. A link to a peer that is unreachable,
 or whose session ended, is re-established with bounded, jittered exponential backoff;
 messages to it are dropped meanwhile and the driver reports the peer unreachable to the
 core (Raft retransmits). Every queue is bounded: the per-peer send queue, the inbound
@@ -121,6 +124,7 @@ class TransportStats:
     messages_sent: int = 0
     dropped_unreachable: int = 0
     dropped_overflow: int = 0
+    dropped_backpressure: int = 0
     dropped_unencodable: int = 0
     batches_received: int = 0
     messages_received: int = 0
@@ -192,13 +196,15 @@ class RaftGate:
 class _Link:
     """The outgoing side towards one peer: its inbox facet while connected, and a queue."""
 
-    __slots__ = ("facet", "node_id", "pending", "up")
+    __slots__ = ("blocked", "drain", "facet", "node_id", "pending", "up")
 
     def __init__(self, node_id: int) -> None:
         self.node_id = node_id
         self.facet: RemoteRef | None = None
         self.pending: list[Message] = []
         self.up = asyncio.Event()
+        self.drain: asyncio.Task[None] | None = None
+        self.blocked = False
 
 
 class RaftTransport(MemoryNetwork):
@@ -234,6 +240,9 @@ class RaftTransport(MemoryNetwork):
         self._inbox: asyncio.Queue[Message] | None = None
         self._flush_scheduled = False
         self._running = False
+        self._tg: asyncio.TaskGroup | None = None
+        # one deliver must fit the runtime's CapTP message limit, with room for the envelope
+        self._batch_bytes = max(64 * 1024, runtime.max_message_size - 64 * 1024)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -245,9 +254,11 @@ class RaftTransport(MemoryNetwork):
         self.runtime.register(self._gate, self._swiss)
         try:
             async with asyncio.TaskGroup() as tg:
+                self._tg = tg
                 for link in self._links.values():
                     tg.create_task(self._maintain(link))
         finally:
+            self._tg = None
             self._running = False
             self.runtime.unregister(self._swiss)
             for link in self._links.values():
@@ -291,6 +302,7 @@ class RaftTransport(MemoryNetwork):
                 await facet.peer.closed.wait()
             finally:
                 link.facet = None
+                link.blocked = False
                 link.up.clear()
                 link.pending.clear()
                 self.notify()
@@ -314,6 +326,9 @@ class RaftTransport(MemoryNetwork):
         if link is None or link.facet is None:
             self.stats.dropped_unreachable += 1
             return False
+        if link.blocked:
+            self.stats.dropped_backpressure += 1
+            return False
         if len(link.pending) >= self._max_pending:
             self.stats.dropped_overflow += 1
             return False
@@ -328,6 +343,7 @@ class RaftTransport(MemoryNetwork):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        budget = self._batch_bytes
         for link in self._links.values():
             if not link.pending:
                 continue
@@ -337,22 +353,62 @@ class RaftTransport(MemoryNetwork):
                 self.stats.dropped_unreachable += len(msgs)
                 continue
             batch: list[bytes] = []
-            for m in msgs:
+            size = 0
+            for i, m in enumerate(msgs):
                 try:
-                    batch.append(encode_message(m))
+                    data = encode_message(m)
                 except RaftWireError as exc:
                     self.stats.dropped_unencodable += 1
                     log.error("node %d: cannot encode %s: %s", self.node_id, m.type.name, exc)
-            if not batch:
-                continue
-            try:
-                facet.send_only(DELIVER, batch)
-            except CharterError as exc:
-                self.stats.dropped_unreachable += len(batch)
-                log.debug("node %d: send to %d failed: %s", self.node_id, link.node_id, exc)
-                continue
-            self.stats.batches_sent += 1
-            self.stats.messages_sent += len(batch)
+                    continue
+                if len(data) > budget:
+                    self.stats.dropped_unencodable += 1
+                    log.error(
+                        "node %d: a %d-byte message exceeds the batch limit",
+                        self.node_id,
+                        len(data),
+                    )
+                    continue
+                if batch and (size + len(data) > budget or len(batch) >= MAX_BATCH):
+                    if not self._deliver(link, facet, batch):
+                        self.stats.dropped_unreachable += len(msgs) - i
+                        batch = []
+                        break
+                    batch, size = [], 0
+                batch.append(data)
+                size += len(data)
+            if batch:
+                self._deliver(link, facet, batch)
+            self._watch_drain(link, facet)
+        self.notify()
+
+    def _deliver(self, link: _Link, facet: RemoteRef, batch: list[bytes]) -> bool:
+        try:
+            facet.send_only(DELIVER, batch)
+        except CharterError as exc:
+            self.stats.dropped_unreachable += len(batch)
+            log.debug("node %d: send to %d failed: %s", self.node_id, link.node_id, exc)
+            return False
+        self.stats.batches_sent += 1
+        self.stats.messages_sent += len(batch)
+        return True
+
+    def _watch_drain(self, link: _Link, facet: RemoteRef) -> None:
+        tg = self._tg
+        if tg is not None and (link.drain is None or link.drain.done()):
+            link.drain = tg.create_task(self._drain(link, facet))
+
+    async def _drain(self, link: _Link, facet: RemoteRef) -> None:
+        # ``blocked`` is visible to others only while the connection is really above its
+        # high-water mark (a drain that need not wait completes within this first step).
+        link.blocked = True
+        try:
+            await facet.peer.drain()
+        except (CharterError, OSError) as exc:
+            log.debug("node %d: drain towards %d failed: %s", self.node_id, link.node_id, exc)
+        finally:
+            link.blocked = False
+            self.notify()
 
     # --- the inbox's side -------------------------------------------------------------------
 
