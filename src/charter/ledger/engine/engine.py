@@ -312,11 +312,11 @@ class Engine:
                 self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq)
                 continue
             try:
-                tx = Transaction.from_record(raw)
+                tx, ws_digest = Transaction.parse(raw)
             except TransactionError as exc:
                 self._invalid_leaf(view, LeafKind.TX, exc.message, result, who, seq)
                 continue
-            seqno = self._add_leaf(view, tx.write_set_digest(), tx.claims_digest)
+            seqno = self._add_leaf(view, ws_digest, tx.claims_digest)
             self.kv.apply(seqno, tx.writes)
             result.applied.append(
                 AppliedTx(

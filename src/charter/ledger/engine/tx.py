@@ -117,6 +117,11 @@ class Transaction:
     @classmethod
     def from_record(cls, value: object, *, reserved_ok: bool = False) -> Transaction:
         """Parse and validate a transaction received from the log (untrusted input)."""
+        return cls.parse(value, reserved_ok=reserved_ok)[0]
+
+    @classmethod
+    def parse(cls, value: object, *, reserved_ok: bool = False) -> tuple[Transaction, bytes]:
+        """``from_record`` and the write-set digest, hashed from the validated list as read."""
         if not isinstance(value, Record) or value.label != TX_LABEL or len(value.fields) != 3:
             raise TransactionError("not a charter-tx record")
         raw_writes, claims, ref = value.fields
@@ -133,4 +138,6 @@ class Transaction:
                 writes.append(Write(table, key, v))
             else:
                 raise TransactionError("a written value is bytes, or false to delete")
-        return cls._checked(writes, claims, ref, reserved_ok=reserved_ok)
+        tx = cls._checked(writes, claims, ref, reserved_ok=reserved_ok)
+        # Validated: sorted, unique, exact types, so this list is the canonical write set.
+        return tx, hashlib.sha256(encode(raw_writes)).digest()
