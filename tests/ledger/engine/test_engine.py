@@ -337,3 +337,25 @@ def test_digests_of_a_signature_leaf(log: LogBuilder) -> None:
     assert components.claims_digest == ZERO_DIGEST
     assert components.write_set_digest != EMPTY_WRITE_SET_DIGEST
     assert SignedRoot.decode(log.engine.get(SIGNATURES_TABLE, LATEST) or b"").seqno == 2
+
+
+def test_forgetting_old_leaves_keeps_the_engine_going(net: Net, log: LogBuilder) -> None:
+    for i in range(5):
+        log.put("node-1", (f"k{i}", b"v"), (f"j{i}", b"w"))
+    log.signature()  # seqno 11 covers 1..10
+    log.put("node-2", ("z", b"1"))
+    engine = log.engine
+    with pytest.raises(EngineOrderError):
+        engine.forget_before(12)
+    before = engine.snapshot()
+    engine.forget_before(6)
+    assert engine.snapshot() == before  # the snapshot never held leaves
+    with pytest.raises(ReceiptUnavailableError):
+        engine.receipt("1.5")
+    assert verify_receipt(engine.receipt("1.7"), net.trusted).tx_id == "1.7"
+    log.signature()
+    assert engine.status("1.12") is TxStatus.COMMITTED
+    assert verify_receipt(engine.receipt("1.12", "cose"), net.trusted).tx_id == "1.12"
+    fresh = net.engine()
+    fresh.apply(log.entries)
+    assert fresh.root() == engine.root()

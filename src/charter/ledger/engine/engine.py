@@ -8,7 +8,8 @@ Every entry that carries transactions takes one Merkle leaf per transaction, val
 not, so that every node's tree is the same. A leaf is CCF's
 ``leaf_hash(write_set_digest, commit_evidence, claims_digest)``; an Invalid
 transaction's leaf has the empty write set's digest and zero claims. The commit
-evidence nonce is ``HMAC-SHA256(network_secret, "charter-ce" || seqno)``.
+evidence nonce is ``HMAC-SHA256(network_secret, "charter-ce" || seqno)``: every
+member can compute it, so unlike CCF's it proves nothing by itself (docs/ledger.md).
 
 On a signature transaction whose root differs from the one this node computed, the
 engine records a ``DivergenceAlarm`` with both roots and **halts**: it applies no
@@ -479,6 +480,23 @@ class Engine:
         if fmt == "cose":
             return issue_cose_receipt(self.tree, seqno, components, signed)
         raise ValueError(f"unknown receipt format {fmt!r}")
+
+    def forget_before(self, seqno: int) -> None:
+        """Drop the leaves and leaf components below ``seqno`` (already committed).
+
+        Memory then grows only with the uncompacted tail; receipts for the forgotten
+        transactions can no longer be issued here (an archive node keeps them).
+        """
+        if seqno > self._signed_upto:
+            raise EngineOrderError(f"seqno {seqno} is not yet covered by a signature")
+        if seqno <= self._leaf_base:
+            return
+        self.tree.flush(seqno)
+        del self._ws_digests[: (seqno - self._leaf_base) * HASH_SIZE]
+        self._claims = {s: c for s, c in self._claims.items() if s >= seqno}
+        self._leaf_base = seqno
+        keep = bisect.bisect_right([s.tree_size for s in self._signatures], seqno)
+        del self._signatures[:keep]
 
     # -- snapshots ----------------------------------------------------------------------
 
