@@ -102,8 +102,10 @@ async def run_cluster(make: Callable[[int], Netlayer], count: int) -> dict[str, 
                 workers = [asyncio.create_task(proposer()) for _ in range(IN_FLIGHT)]
                 await net.wait_for(lambda: next_i >= warmup)
                 start = time.perf_counter()
+                cpu = time.process_time()
                 await asyncio.gather(*workers)
                 elapsed = time.perf_counter() - start
+                cpu = time.process_time() - cpu
                 target = driver.applied_index
                 await net.wait_for(lambda: all(a >= target for a in applied.values()))
             stats = {n: m.transport.stats for n, m in members.items()}
@@ -120,6 +122,7 @@ async def run_cluster(make: Callable[[int], Netlayer], count: int) -> dict[str, 
         "latency_p50_ms": round(percentile(latencies, 0.50) * 1000, 3),
         "latency_p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
         "seconds": round(elapsed, 3),
+        "cpu_ms_per_proposal_all_members": round(cpu * 1000 / len(latencies), 4),
         "batches_sent": batches,
         "messages_per_batch": round(msgs / batches, 2) if batches else 0.0,
     }

@@ -55,27 +55,33 @@ class Cluster:
         tg: asyncio.TaskGroup,
         absent: dict[int, PeerLocation] | None = None,
     ) -> None:
-        self.runtimes = runtimes
+        self.runtimes = dict(runtimes)
+        self.tg = tg
         peers = {nid: rt.location() for nid, rt in runtimes.items()}
         peers.update(absent or {})
         self.config = RaftNetworkConfig(NETWORK, peers)
-        self.apps = {nid: App() for nid in runtimes}
+        self.apps: dict[int, App] = {}
         self.members: dict[int, RaftMember] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
         voters = ConfState(frozenset(peers))
         for nid, rt in runtimes.items():
-            m = RaftMember(
-                rt,
-                self.config,
-                nid,
-                MemoryStorage.bootstrap(voters),
-                self.apps[nid].apply,
-                rng=random.Random(nid),
-                tick_interval=TICK,
-                backoff=Backoff(base=0.01, cap=0.2),
-            )
-            self.members[nid] = m
-            self.tasks[nid] = tg.create_task(m.run())
+            self.start(nid, rt, MemoryStorage.bootstrap(voters))
+
+    def start(self, nid: int, rt: Runtime, storage: MemoryStorage) -> None:
+        self.runtimes[nid] = rt
+        self.apps[nid] = app = App()
+        m = RaftMember(
+            rt,
+            self.config,
+            nid,
+            storage,
+            app.apply,
+            rng=random.Random(nid),
+            tick_interval=TICK,
+            backoff=Backoff(base=0.01, cap=0.2),
+        )
+        self.members[nid] = m
+        self.tasks[nid] = self.tg.create_task(m.run())
 
     def live(self) -> list[int]:
         return [nid for nid, t in self.tasks.items() if not t.done()]
@@ -103,9 +109,13 @@ class Cluster:
         await self.runtimes[nid].close()
 
 
+MakeNetlayer = Callable[[int, PeerLocation | None], Netlayer]
+"""A netlayer for a node: a fresh one, or again at the node's previous location."""
+
+
 @asynccontextmanager
-async def cluster(make: Callable[[int], Netlayer]) -> AsyncIterator[Cluster]:
-    runtimes = {nid: Runtime([make(nid)]) for nid in IDS}
+async def cluster(make: MakeNetlayer) -> AsyncIterator[Cluster]:
+    runtimes = {nid: Runtime([make(nid, None)]) for nid in IDS}
     try:
         for rt in runtimes.values():
             await rt.start()
@@ -117,17 +127,24 @@ async def cluster(make: Callable[[int], Netlayer]) -> AsyncIterator[Cluster]:
                 for t in c.tasks.values():
                     t.cancel()
     finally:
-        for rt in runtimes.values():
+        for rt in [*runtimes.values(), *c.runtimes.values()]:
             await rt.close()
 
 
-def memory_netlayers() -> Callable[[int], Netlayer]:
+def memory_netlayers() -> MakeNetlayer:
     board = Switchboard()
-    return lambda nid: board.netlayer(f"node-{nid}")
+    return lambda nid, _: board.netlayer(f"node-{nid}")
 
 
-def tls_netlayers() -> Callable[[int], Netlayer]:
-    return lambda nid: TlsNetlayer(Ed25519PrivateKey.generate(), "127.0.0.1", 0)
+def tls_netlayers() -> MakeNetlayer:
+    keys: dict[int, Ed25519PrivateKey] = {}
+
+    def make(nid: int, previous: PeerLocation | None) -> Netlayer:
+        key = keys.setdefault(nid, Ed25519PrivateKey.generate())
+        port = int(previous.hints_dict()["port"]) if previous is not None else 0
+        return TlsNetlayer(key, "127.0.0.1", port)
+
+    return make
 
 
 async def propose_all(c: Cluster, leader: int, count: int, tag: bytes) -> list[bytes]:
@@ -138,7 +155,7 @@ async def propose_all(c: Cluster, leader: int, count: int, tag: bytes) -> list[b
     return payloads
 
 
-async def check_replication(c: Cluster) -> None:
+async def check_replication(c: Cluster, make: MakeNetlayer) -> None:
     leader = await c.elect()
     payloads = await propose_all(c, leader, 200, b"a")
     await c.until(lambda: all(c.apps[n].data[-200:] == payloads for n in c.live()))
@@ -153,15 +170,26 @@ async def check_replication(c: Cluster) -> None:
     assert all(c.apps[n].data[:200] == payloads for n in c.live())
     assert all(not c.members[n].transport.connected(leader) for n in c.live())
 
+    # it comes back at the same location with its durable state: the others' links
+    # re-establish (with backoff) and it catches up with everything it missed
+    rt = Runtime([make(leader, c.config.peers[leader])])
+    await rt.start()
+    c.start(leader, rt, c.members[leader].driver.storage)
+    await c.until(lambda: c.apps[leader].data == payloads + more)
+    others = [n for n in c.live() if n != leader]
+    await c.until(lambda: all(c.members[n].transport.connected(leader) for n in others))
+
 
 async def test_three_members_over_memory_netlayer() -> None:
-    async with cluster(memory_netlayers()) as c:
-        await check_replication(c)
+    make = memory_netlayers()
+    async with cluster(make) as c:
+        await check_replication(c, make)
 
 
 async def test_three_members_over_tls_on_loopback() -> None:
-    async with cluster(tls_netlayers()) as c:
-        await check_replication(c)
+    make = tls_netlayers()
+    async with cluster(make) as c:
+        await check_replication(c, make)
 
 
 def test_swiss_number_is_derived_from_network_and_node() -> None:

@@ -14,12 +14,12 @@ reach the local driver: a peer can never speak for another node.
 
 Outgoing, messages per peer are queued and flushed as one ``deliver`` of a batch (a list
 of encoded messages) per peer per event-loop turn (split only where a batch would exceed
-the runtime's CapTP message size or ``MAX_BATCH`` messages). While a peer's connection is
-above its high-water mark (a slow reader), new messages to it are dropped and reported
-unreachable, so a slow peer costs at most the transport's buffer. A link to a peer that is unreachable,
-or whose session ended, is re-established with bounded, jittered exponential backoff;
-messages to it are dropped meanwhile and the driver reports the peer unreachable to the
-core (Raft retransmits). Every queue is bounded: the per-peer send queue, the inbound
+the runtime's CapTP message size or ``MAX_BATCH`` messages). A link to a peer that is
+unreachable, or whose session ended, is re-established with bounded, jittered exponential
+backoff; messages to it are dropped meanwhile and the driver reports the peer unreachable
+to the core (Raft retransmits). While a peer's connection is above its high-water mark (a
+slow reader), new messages to it are dropped the same way, so a slow peer costs at most
+the connection's buffer. Every queue is bounded: the per-peer send queue, the inbound
 queue, and the batch size a peer may deliver.
 
 The driver takes a ``MemoryNetwork``; ``RaftTransport`` is a drop-in subclass whose
@@ -131,6 +131,7 @@ class TransportStats:
     refused_forged: int = 0
     refused_malformed: int = 0
     dropped_inbox_full: int = 0
+    dropped_not_running: int = 0
     links_established: int = 0
     link_failures: int = 0
     introductions_refused: int = 0
@@ -419,24 +420,21 @@ class RaftTransport(MemoryNetwork):
             raise RaftTransportError(f"a batch is a list of at most {MAX_BATCH} messages")
         stats.batches_received += 1
         inbox = self._inbox
+        malformed = forged = 0
+        problem = ""
         for data in batch:
             try:
                 m = decode_message(data)
             except RaftWireError as exc:
-                stats.refused_malformed += 1
-                log.warning("node %d: malformed message from %d: %s", self.node_id, peer_id, exc)
+                malformed += 1
+                problem = exc.message
                 continue
             if m.frm != peer_id or m.to != self.node_id:
-                stats.refused_forged += 1
-                log.warning(
-                    "node %d: node %d sent a message from %d to %d",
-                    self.node_id,
-                    peer_id,
-                    m.frm,
-                    m.to,
-                )
+                forged += 1
+                problem = f"a message from {m.frm} to {m.to}"
                 continue
             if inbox is None:
+                stats.dropped_not_running += 1
                 continue
             try:
                 inbox.put_nowait(m)
@@ -444,3 +442,15 @@ class RaftTransport(MemoryNetwork):
                 stats.dropped_inbox_full += 1
                 continue
             stats.messages_received += 1
+        if malformed or forged:
+            # one line per batch, however many bad messages a hostile peer packs into it
+            stats.refused_malformed += malformed
+            stats.refused_forged += forged
+            log.warning(
+                "node %d: refused %d malformed and %d forged messages from node %d (last: %s)",
+                self.node_id,
+                malformed,
+                forged,
+                peer_id,
+                problem,
+            )
