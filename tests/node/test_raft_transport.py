@@ -383,3 +383,38 @@ async def test_a_peer_that_stops_reading_costs_a_bounded_buffer() -> None:
         assert t1.send(big_append(7, 10))
         got = [await asyncio.wait_for(inbox.get(), WAIT) for _ in range(accepted + 1)]
         assert got[-1].entries[0].data == bytes([7]) * 10
+
+
+def test_backoff_is_bounded_and_jittered() -> None:
+    b = Backoff(base=0.01, cap=0.5, jitter=0.5)
+    rng = random.Random(7)
+    delays = [b.delay(n, rng) for n in range(100)]
+    assert all(0.005 <= d <= 0.01 for d in delays[:1])
+    assert all(0.25 <= d <= 0.5 for d in delays[10:])  # capped, never beyond
+    assert len(set(delays[10:])) > 80  # two peers retrying do not march in step
+
+
+async def test_junk_batches_only_raise_typed_errors() -> None:
+    async with two_transports(Switchboard()) as (_, t2, inbox):
+        rng = random.Random(3)
+        junk: list[Any] = [None, 5, "text", b"bytes", [1, 2], {"a": 1}, [[b"x"]], ["<>"]]
+        for _ in range(200):
+            batch: Any = rng.choice(junk)
+            try:
+                t2._receive(1, batch)
+            except RaftTransportError:
+                continue
+        assert t2.stats.refused_malformed > 0
+        assert inbox.empty()
+        with pytest.raises(RaftTransportError):
+            t2._receive(1, [b""] * 5000)
+
+
+async def test_a_member_stops_with_its_driver() -> None:
+    make = memory_netlayers()
+    async with cluster(make) as c:
+        await c.elect()
+        c.members[1].driver.stop()
+        async with asyncio.timeout(WAIT):
+            await c.tasks[1]
+        assert not c.members[1].transport.connected(2)
