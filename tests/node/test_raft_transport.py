@@ -12,7 +12,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from charter.consensus.storage import MemoryStorage
-from charter.consensus.types import ConfState, Entry, EntryKind, Message, MessageType, Role
+from charter.consensus.types import (
+    ConfState,
+    Entry,
+    EntryKind,
+    Message,
+    MessageType,
+    Role,
+    Snapshot,
+)
 from charter.node.raft_member import RaftMember
 from charter.node.raft_transport import (
     DELIVER,
@@ -45,6 +53,9 @@ class App:
         if e.kind is EntryKind.NORMAL and e.data:
             self.data.append(e.data)
 
+    def restore(self, snap: Snapshot) -> None:
+        self.data = [snap.data] if snap.data else []
+
 
 class Cluster:
     """Members of one network; each runs in its own task and can be stopped alone."""
@@ -76,6 +87,7 @@ class Cluster:
             nid,
             storage,
             app.apply,
+            restore=app.restore,
             rng=random.Random(nid),
             tick_interval=TICK,
             backoff=Backoff(base=0.01, cap=0.2),
@@ -418,3 +430,25 @@ async def test_a_member_stops_with_its_driver() -> None:
         async with asyncio.timeout(WAIT):
             await c.tasks[1]
         assert not c.members[1].transport.connected(2)
+
+
+async def test_a_member_behind_the_compacted_log_gets_a_snapshot_over_ocapn() -> None:
+    make = memory_netlayers()
+    async with cluster(make) as c:
+        leader = await c.elect()
+        lag = next(n for n in IDS if n != leader)
+        await propose_all(c, leader, 10, b"early")
+        await c.until(lambda: len(c.apps[lag].data) == 10)
+        await c.stop(lag)
+        await propose_all(c, leader, 40, b"late")
+        lead = c.members[leader].driver
+        # a snapshot of several 1 MiB chunks: it travels as SNAPSHOT messages in batches
+        blob = b"|".join(c.apps[leader].data) + bytes(3 << 20)
+        lead.storage.create_snapshot(lead.applied_index, lead.node.conf_state, blob)
+        lead.storage.compact(lead.applied_index)
+        rt = Runtime([make(lag, c.config.peers[lag])])
+        await rt.start()
+        c.start(lag, rt, c.members[lag].driver.storage)
+        await propose_all(c, leader, 1, b"next")
+        await c.until(lambda: c.apps[lag].data == [blob, b"next-0"])
+        assert c.members[lag].transport.stats.refused_malformed == 0
