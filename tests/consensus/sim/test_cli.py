@@ -46,7 +46,9 @@ def test_failing_seeds_are_reported_shrunk(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(
         core, "new_node", functools.partial(core.new_node, node_class=_CommitsAlone)
     )
-    res = CliRunner().invoke(cli.app, ["--seeds", "2", "--nodes", "3", "--steps", "150"])
+    res = CliRunner().invoke(
+        cli.app, ["--seeds", "2", "--nodes", "3", "--steps", "150", "--jobs", "1"]
+    )
     assert res.exit_code == 1
     out = res.stdout
     assert out.strip().splitlines()[-1] == "2 seeds, 2 violations"

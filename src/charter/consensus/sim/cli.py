@@ -73,7 +73,9 @@ def main_command(
     )
     with progress:
         task = progress.add_task("seeds", total=seeds, bad=0)
-        for res in run_seeds(range(start, start + seeds), nodes, steps, jobs=jobs or os.cpu_count() or 1):
+        for res in run_seeds(
+            range(start, start + seeds), nodes, steps, jobs=jobs or os.cpu_count() or 1
+        ):
             if not res.ok:
                 failures.append(res)
             progress.update(task, advance=1, bad=len(failures))

@@ -368,6 +368,7 @@ class Cluster:
                 self.counts["leader"] += 1
                 self.trace(f"node {sn.node_id} leads term {term}")
         self.checker.on_role(sn.node_id, term, role is core.Role.LEADER)
+        self.checker.on_commit(sn.node_id, r.commit_index, r.conf_state.voters)
 
     def _after(self, sn: SimNode) -> None:
         """Observe ``sn`` and handle its Readies (unless a slow disk still holds one)."""
@@ -380,7 +381,6 @@ class Cluster:
             ch = self.checker
             ch.on_pending(sn.node_id, [core.entry_record(e) for e in rd.entries])
             ch.on_ready_taken(sn.node_id, r.role is core.Role.LEADER, r.term)
-            ch.on_commit(sn.node_id, r.commit_index, r.conf_state.voters)
             sn.pending = rd
             sn.pending_sent = False
             if self.now < sn.slow_until and (rd.entries or rd.hard_state or rd.snapshot):

@@ -332,17 +332,28 @@ class Checker:
             )
 
     def on_commit(self, node: int, commit: int, voters: Iterable[int]) -> None:
-        """``node`` reports commit index ``commit``; new indices need a durable quorum."""
+        """``node`` reports commit index ``commit``; new indices need a durable quorum.
+
+        Call it right after the step that moved the commit index: ``voters`` must be the
+        configuration the node committed under (conf changes take effect when applied).
+        """
         self.checks += 1
         st = self._node(node)
         if commit <= self.max_committed:
             return
         voter_list = list(voters)
         need = len(voter_list) // 2 + 1
+        checked = self.max_committed
         for idx in range(self.max_committed + 1, commit + 1):
+            if idx <= st.durable.snap_index:
+                checked = idx  # inside a snapshot: committed state, judged as applied state
+                continue
             term = st.visible_term(idx)
             if term is None or term == _UNKNOWN_TERM:
-                continue
+                # Not visible yet (a follower told of a commit covering entries still in
+                # its unstable tail): judge it when it is, or at the leader.
+                break
+            checked = idx
             payload = st.visible_payload(idx)
             have = 0
             for v in voter_list:
@@ -360,7 +371,7 @@ class Checker:
                 )
             if payload is not None and idx not in self.committed:
                 self.committed[idx] = (term, payload)
-        self.max_committed = max(self.max_committed, commit)
+        self.max_committed = max(self.max_committed, checked)
 
     def on_apply(self, node: int, index: int, term: int, payload: bytes) -> None:
         """``node`` applied one committed entry: order, persistence first, one value per index."""

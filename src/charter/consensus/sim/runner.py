@@ -7,6 +7,7 @@ subsets of a failing schedule.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -170,6 +171,12 @@ def _liveness(cl: Cluster, config: SimConfig) -> None:
     )
 
 
+def node_options(seed: int) -> dict[str, int]:
+    """Per-seed message size limits, so batching, probing and pipelining all get exercised."""
+    rng = random.Random(f"node-options/{seed}")
+    return {"max_entries_per_msg": rng.choice((1, 2, 8, 64))}
+
+
 def run_schedule(
     seed: int,
     schedule: Sequence[Fault],
@@ -190,6 +197,7 @@ def run_schedule(
         heartbeat_ticks=config.heartbeat_ticks,
         trace=sink,
         node_factory=node_factory,
+        node_options=node_options(seed),
     )
     next_id = [config.nodes + 1]
     pos = 0
