@@ -359,3 +359,20 @@ def test_forgetting_old_leaves_keeps_the_engine_going(net: Net, log: LogBuilder)
     fresh = net.engine()
     fresh.apply(log.entries)
     assert fresh.root() == engine.root()
+
+
+def test_tx_ids_are_canonical(log: LogBuilder) -> None:
+    log.put("node-1", ("a", b"1"))
+    engine = log.engine
+    assert engine.status("1.1") is TxStatus.PENDING
+    for text in ("01.1", "1.01", "1.1 ", "1", "1.", ".1", "x.1", "1.1.1", "١.1"):
+        assert engine.status(text) is TxStatus.UNKNOWN, text
+
+
+def test_a_bad_run_of_entries_applies_nothing(net: Net, log: LogBuilder) -> None:
+    log.put("node-1", ("a", b"1"))
+    log.put("node-1", ("b", b"1"))
+    engine = net.engine()
+    with pytest.raises(EngineOrderError):
+        engine.apply([log.entries[0], log.entries[0]])
+    assert (engine.applied_index, engine.last_seqno) == (0, 0)

@@ -81,11 +81,10 @@ _U64 = struct.Struct(">Q")
 def parse_tx_id(tx_id: str) -> tuple[int, int] | None:
     """(view, seqno) of ``"{view}.{seqno}"``, or None if it is not one."""
     view, dot, seqno = tx_id.partition(".")
-    if not dot or not view.isdigit() or not seqno.isdigit() or not view.isascii():
+    if not (dot and view.isascii() and view.isdigit() and seqno.isascii() and seqno.isdigit()):
         return None
-    if not seqno.isascii():
-        return None
-    return int(view), int(seqno)
+    parsed = int(view), int(seqno)
+    return parsed if f"{parsed[0]}.{parsed[1]}" == tx_id else None
 
 
 class _Replays:
@@ -254,13 +253,14 @@ class Engine:
         """Apply committed entries, which must follow the last applied index without gaps."""
         if self._halted:
             raise EngineHaltedError("the engine halted on a divergence alarm")
+        for offset, entry in enumerate(entries, start=self._last_index + 1):
+            if entry.index != offset:
+                raise EngineOrderError(
+                    f"entry {entry.index} where {offset} follows applied index {self._last_index}"
+                )
         result = ApplyResult(applied_index=self._last_index)
         before = self._signed_upto
         for entry in entries:
-            if entry.index != self._last_index + 1:
-                raise EngineOrderError(
-                    f"entry {entry.index} does not follow applied index {self._last_index}"
-                )
             self._last_index = entry.index
             result.applied_index = entry.index
             if entry.kind is EntryKind.NORMAL and entry.data:

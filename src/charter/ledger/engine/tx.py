@@ -100,7 +100,11 @@ class Transaction:
             raise TransactionError("a claims digest is 32 bytes")
         if type(client_ref) is not str:
             raise TransactionError("a client reference is a string")
-        if len(client_ref.encode("utf-8", "surrogatepass")) > MAX_CLIENT_REF_BYTES:
+        try:
+            ref_size = len(client_ref.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise TransactionError("a client reference must be valid UTF-8") from None
+        if ref_size > MAX_CLIENT_REF_BYTES:
             raise TransactionError(f"a client reference is at most {MAX_CLIENT_REF_BYTES} bytes")
         return cls(tuple(writes), claims_digest, client_ref)
 
