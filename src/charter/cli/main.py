@@ -21,12 +21,13 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-apps live in their own modules so each area owns its commands.
-    from charter.cli import demo, identity, keys, ocapn, receipt
+    from charter.cli import demo, identity, keys, ocapn, receipt, stack
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(identity.app, name="identity")
     app.add_typer(ocapn.app, name="ocapn")
     app.add_typer(receipt.app, name="receipt")
+    app.add_typer(stack.app, name="stack")
     app.command("demo")(demo.demo)
 
 
