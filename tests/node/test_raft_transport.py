@@ -259,6 +259,14 @@ async def test_a_peer_cannot_speak_for_another_node() -> None:
             # a batch that is not a list is refused whole
             with pytest.raises(PromiseBrokenError):
                 await facet.send(DELIVER, b"not a list")
+            # the inbox dies with the session it was introduced on
+            session1, local_facet = next(
+                (s, f) for s, f in t1._gate._facets.items() if f._peer_id == 3
+            )
+            facet.peer.abort("done")
+            await c.until(session1.closed.is_set)
+            with pytest.raises(RaftTransportError, match="has ended"):
+                local_facet.deliver([encode_message(honest)])
             for t in c.tasks.values():
                 t.cancel()
     finally:

@@ -1,6 +1,8 @@
 """The node: how one Charter node's layers are wired to its peers.
 
-- ``raft_wire``: the strict Syrup encoding of consensus messages;
-- ``raft_transport``: Raft traffic as batches sent to a raft inbox capability each node
-  exports on its OCapN runtime, bound to the authenticated peer of each session.
+- ``raft_wire``: the strict Syrup encoding of consensus messages (packed entry runs;
+  hostile input raises ``RaftWireError``, code ``node.raft_wire``);
+- ``raft_transport``: Raft traffic as batches delivered to a raft gate each node exports
+  on its OCapN runtime; inbox facets are bound to the authenticated peer of a session;
+- ``raft_member``: a ``RaftDriver`` and its ``RaftTransport`` run side by side.
 """

@@ -153,13 +153,21 @@ class Backoff:
 
 
 class _InboxFacet:
-    """What one authenticated peer holds: delivers its batches, as its own node id only."""
+    """What one authenticated peer holds: delivers its batches, as its own node id only.
 
-    def __init__(self, transport: RaftTransport, peer_id: int) -> None:
+    It lives as long as the session it was introduced on: should the peer pass it on,
+    it stops working when that peer's session ends.
+    """
+
+    def __init__(self, transport: RaftTransport, peer_id: int, session: PeerSession) -> None:
         self._transport = transport
         self._peer_id = peer_id
+        self._session = weakref.ref(session)
 
     def deliver(self, batch: Any) -> None:
+        session = self._session()
+        if session is None or session.closed.is_set():
+            raise RaftTransportError("the session this inbox was introduced on has ended")
         self._transport._receive(self._peer_id, batch)
 
 
@@ -189,7 +197,7 @@ class RaftGate:
             raise RaftTransportError(f"key {designator} is not a peer of this network")
         facet = self._facets.get(session)
         if facet is None:
-            facet = _InboxFacet(t, peer_id)
+            facet = _InboxFacet(t, peer_id, session)
             self._facets[session] = facet
         return facet
 
