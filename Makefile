@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SEEDS  ?= 100000
 
-.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments sim clean
+.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport sim clean
 
 venv: $(STAMP)
 
@@ -30,9 +30,9 @@ format: venv
 	$(VENV)/bin/ruff check --fix src tests bench
 
 typecheck: venv
-	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn -p charter.ledger
+	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn -p charter.ledger -p charter.node
 
-bench: bench-codec bench-consensus bench-ocapn bench-receipts bench-segments
+bench: bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport
 
 bench-codec: venv
 	$(PY) bench/bench_codec.py
@@ -48,6 +48,9 @@ bench-receipts: venv
 
 bench-segments: venv
 	$(PY) bench/bench_segments.py
+
+bench-raft-transport: venv
+	$(PY) bench/bench_raft_transport.py
 
 sim: venv
 	$(PY) -m charter.consensus.sim --seeds $(SEEDS)
