@@ -128,6 +128,7 @@ def test_conf_change_records_round_trip_and_reject_garbage() -> None:
         {"max_entries_per_msg": 0},
         {"max_inflight_msgs": 0},
         {"snapshot_chunk_size": 0},
+        {"max_uncommitted_entries": 0},
     ],
 )
 def test_config_validation(kw: dict[str, int]) -> None:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from charter.consensus.errors import ReadyOutstanding
+from charter.consensus.errors import ProposalDropped, ReadyOutstanding
 from charter.consensus.local import LocalCluster
 from charter.consensus.progress import ProgressState
 from charter.consensus.raft import Config, RaftNode
@@ -289,3 +289,19 @@ def test_stale_and_foreign_messages_change_nothing_on_the_leader() -> None:
     lead.step(Message(MessageType.APPEND, 2, 1, term - 1))
     c.pump()
     assert lead.role is Role.LEADER and lead.term == term
+
+
+def test_proposals_are_pushed_back_when_too_many_await_commit() -> None:
+    c = cluster(max_uncommitted_entries=10)
+    lead = c.elect(1)
+    c.isolate(1)
+    lead.propose_batch([b"u"] * 9)
+    with pytest.raises(ProposalDropped):
+        lead.propose_batch([b"u"] * 2)
+    lead.propose(b"tenth")
+    with pytest.raises(ProposalDropped):
+        lead.propose(b"eleventh")
+    c.heal()
+    c.tick(2)
+    assert lead.commit_index == lead.last_index
+    lead.propose(b"flows again")

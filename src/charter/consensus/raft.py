@@ -33,6 +33,7 @@ from charter.consensus.errors import (
     InvalidTransfer,
     LearnerNotCaughtUp,
     NotLeader,
+    ProposalDropped,
     ReadyOutstanding,
     TransferInProgress,
 )
@@ -88,6 +89,8 @@ class Config:
     max_inflight_msgs: int = 256
     max_inflight_bytes: int = 32 << 20
     snapshot_chunk_size: int = 1 << 20
+    max_uncommitted_entries: int = 1 << 20
+    """Proposals are refused (ProposalDropped) while this many entries await commit."""
 
     def validate(self) -> None:
         if self.node_id <= NO_NODE:
@@ -96,6 +99,8 @@ class Config:
             raise InvalidConfig("election_ticks must exceed heartbeat_ticks >= 1")
         if self.max_entries_per_msg < 1 or self.max_inflight_msgs < 1:
             raise InvalidConfig("message and inflight limits must be >= 1")
+        if self.max_uncommitted_entries < 1:
+            raise InvalidConfig("max_uncommitted_entries must be >= 1")
         if self.snapshot_chunk_size < 1:
             raise InvalidConfig("snapshot_chunk_size must be >= 1")
 
@@ -729,11 +734,18 @@ class RaftNode:
 
     # --- client requests ----------------------------------------------------------------------
 
-    def _check_proposable(self) -> None:
+    def _check_proposable(self, count: int = 1) -> None:
         if self._role is not Role.LEADER:
             raise NotLeader(self.leader_id)
         if self._transferee != NO_NODE:
             raise TransferInProgress(f"leadership is moving to node {self._transferee}")
+        log = self._log
+        if log.last_index() - log.committed + count > self._cfg.max_uncommitted_entries:
+            # Followers are not keeping up (or a quorum is gone): push back on clients
+            # rather than grow the log without bound.
+            raise ProposalDropped(
+                f"{log.last_index() - log.committed} entries already await commit"
+            )
 
     def propose(self, data: bytes) -> int:
         """Append ``data`` to the log on the leader; returns its index (not yet committed)."""
@@ -745,7 +757,7 @@ class RaftNode:
 
     def propose_batch(self, items: Sequence[bytes]) -> int:
         """Append many entries at once; returns the index of the last one."""
-        self._check_proposable()
+        self._check_proposable(len(items))
         term = self._term
         first = self._log.last_index() + 1
         normal = EntryKind.NORMAL
