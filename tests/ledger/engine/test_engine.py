@@ -16,6 +16,7 @@ from charter.ledger.engine import (
     ReceiptUnavailableError,
     Transaction,
     TxStatus,
+    Waiters,
     seal_batch,
     sign_batch,
     signature_entry,
@@ -376,3 +377,24 @@ def test_a_bad_run_of_entries_applies_nothing(net: Net, log: LogBuilder) -> None
     with pytest.raises(EngineOrderError):
         engine.apply([log.entries[0], log.entries[0]])
     assert (engine.applied_index, engine.last_seqno) == (0, 0)
+
+
+def test_waiters_learn_when_transactions_settle(net: Net, log: LogBuilder) -> None:
+    waiters = Waiters()
+    engine = net.engine()
+    waiters.watch_batch("node-1", 0)
+    governance = Transaction.of([("charter.x", "k", b"v")], reserved_ok=True)
+    log.batch("node-1", [tx("a", b"1"), governance])  # seqnos 1 and 2
+    log.put("node-2", ("b", b"2"))  # seqno 3, not watched yet
+    first = waiters.feed(engine.apply(log.entries))
+    assert [(s.tx_id, s.status) for s in first] == [("1.2", TxStatus.INVALID)]
+    assert "reserved" in (first[0].reason or "")
+    waiters.watch("1.3")  # learnt from the status, still Pending
+    waiters.watch("1.9")  # not yet applied
+    done = waiters.feed(engine.apply([log.signature()]))
+    assert [(s.tx_id, s.status) for s in done] == [
+        ("1.1", TxStatus.COMMITTED),
+        ("1.3", TxStatus.COMMITTED),
+    ]
+    assert done[0].tx is not None and done[0].tx.batch_seq == 0
+    assert len(waiters) == 1

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charter.consensus.types import Entry
-from charter.ledger.engine import Engine, Transaction, seal_batch
+from charter.consensus.types import Entry, EntryKind
+from charter.ledger.engine import Engine, Transaction, TxStatus, Write, seal_batch
 from charter.ledger.engine.entries import BatchEntry, parse_entry
 
 from .conftest import LogBuilder, Net  # type: ignore[import-not-found]
@@ -97,6 +97,33 @@ def fingerprint(engine: Engine) -> tuple[Any, ...]:
     )
 
 
+def check_reads_against_a_model(net: Net, entries: list[Entry]) -> None:
+    """Applied and committed reads equal replaying the valid writes below each bound."""
+    engine = net.engine()
+    writes_at: dict[int, tuple[Write, ...]] = {}
+    for entry in entries:
+        result = engine.apply([entry])
+        parsed = parse_entry(entry.data) if entry.kind is EntryKind.NORMAL and entry.data else None
+        if isinstance(parsed, BatchEntry):
+            for raw, applied in zip(parsed.txs, result.applied, strict=True):
+                if applied.status is TxStatus.PENDING:
+                    writes_at[applied.seqno] = Transaction.from_record(raw).writes
+    applied_state: dict[tuple[str, str], bytes] = {}
+    committed_state: dict[tuple[str, str], bytes] = {}
+    for seqno in sorted(writes_at):
+        states = [applied_state] + ([committed_state] if seqno < engine.signed_upto else [])
+        for table, key, value in writes_at[seqno]:
+            for state in states:
+                if value is None:
+                    state.pop((table, key), None)
+                else:
+                    state[(table, key)] = value
+    for table in ("t", "u"):
+        for key in KEYS:
+            assert engine.get(table, key) == applied_state.get((table, key))
+            assert engine.get_committed(table, key) == committed_state.get((table, key))
+
+
 @SETTINGS
 @given(ops=st.lists(op, max_size=30), cuts=st.lists(st.integers(0, 40), max_size=5))
 def test_engines_fed_the_same_entries_agree(net: Net, ops: list[Any], cuts: list[int]) -> None:
@@ -110,6 +137,7 @@ def test_engines_fed_the_same_entries_agree(net: Net, ops: list[Any], cuts: list
         chunked.apply(entries[lo:hi])
     assert fingerprint(whole) == fingerprint(chunked) == fingerprint(log.engine)
     assert not whole.alarms
+    check_reads_against_a_model(net, entries)
 
 
 @SETTINGS

@@ -4,6 +4,7 @@
 - ``entries``: the signed batch, signature and snapshot-evidence entry formats.
 - ``kv``: the key-value state, with committed reads and snapshot form.
 - ``outcomes``: statuses, per-apply results, divergence alarms.
+- ``waiters``: who waits for which transactions, settled from apply results.
 - ``engine``: ``Engine``, fed committed Raft entries; seqnos, leaves, signatures,
   statuses, receipts, snapshots.
 """
@@ -40,6 +41,7 @@ from charter.ledger.engine.outcomes import (
     TxStatus,
 )
 from charter.ledger.engine.tx import Transaction, Write
+from charter.ledger.engine.waiters import Settled, Waiters
 
 __all__ = [
     "LATEST",
@@ -57,9 +59,11 @@ __all__ = [
     "EntryKind",
     "KVStore",
     "ReceiptUnavailableError",
+    "Settled",
     "Transaction",
     "TransactionError",
     "TxStatus",
+    "Waiters",
     "Write",
     "encode_batch_body",
     "parse_entry",
