@@ -367,8 +367,12 @@ class Cluster:
             if role is core.Role.LEADER:
                 self.counts["leader"] += 1
                 self.trace(f"node {sn.node_id} leads term {term}")
-        self.checker.on_role(sn.node_id, term, role is core.Role.LEADER)
-        self.checker.on_commit(sn.node_id, r.commit_index, r.conf_state.voters)
+        ch = self.checker
+        if role is core.Role.LEADER:
+            ch.on_role(sn.node_id, term, True)
+        commit = r.commit_index
+        if commit > ch.max_committed:  # the common case returns here, cheaply
+            ch.on_commit(sn.node_id, commit, r.conf_state.voters)
 
     def _after(self, sn: SimNode) -> None:
         """Observe ``sn`` and handle its Readies (unless a slow disk still holds one)."""
