@@ -213,7 +213,8 @@ async def test_stopping_a_driver_fails_its_pending_reads() -> None:
         follower = next(d for d in c.drivers.values() if d is not lead)
         c.net.isolate(follower.node_id)
         pending = asyncio.ensure_future(follower.read())
-        await c.net.wait_for(lambda: bool(follower._reads))
+        async with asyncio.timeout(WAIT):
+            await c.net.wait_for(lambda: bool(follower._reads))
         await c.stop(follower.node_id)
         with pytest.raises(DriverStopped):
             await pending

@@ -128,7 +128,8 @@ class Message:
       ``index`` with the follower's hint (``reject_hint`` index and its ``log_term``);
     - HEARTBEAT(_RESP): ``commit``, and ``context`` of the read index being confirmed;
     - SNAPSHOT: a chunk ``data`` at ``offset`` of the snapshot ``snapshot``; ``done`` on
-      the last; SNAPSHOT_RESP acknowledges up to ``offset`` (or asks to resume there);
+      the last; SNAPSHOT_RESP acknowledges the first ``offset`` bytes as held contiguously
+      (a repeated ``offset`` tells the leader the chunk there was lost);
     - READ_INDEX(_RESP): ``context`` names the read, ``index`` is its read index.
     """
 
