@@ -257,10 +257,18 @@ def test_untrusted_or_premature_signatures_are_invalid_and_cover_nothing(
     ahead = sign_signed_root(
         net.signer.key, net.signer.cert, view=1, seqno=9, root=engine.root(), iat=0
     )
-    result = engine.apply(
-        [Entry(1, 2, data=signature_entry(stranger)), Entry(1, 3, data=signature_entry(ahead))]
+    future = sign_signed_root(
+        net.signer.key, net.signer.cert, view=7, seqno=2, root=engine.root(), iat=0
     )
-    assert [t.status for t in result.applied] == [TxStatus.INVALID, TxStatus.INVALID]
+    result = engine.apply(
+        [
+            Entry(1, 2, data=signature_entry(stranger)),
+            Entry(1, 3, data=signature_entry(ahead)),
+            Entry(1, 4, data=signature_entry(future)),
+        ]
+    )
+    assert [t.status for t in result.applied] == [TxStatus.INVALID] * 3
+    assert "view 7" in (result.applied[2].reason or "")
     assert "trusted" in (result.applied[0].reason or "")
     assert result.committed == [] and not result.alarms
     assert engine.status("1.1") is TxStatus.PENDING

@@ -341,6 +341,10 @@ class Engine:
             self._invalid_leaf(view, kind, f"signature: {exc.message}", result)
             return
         size = signed.tree_size
+        if signed.view > view:
+            reason = f"signature of view {signed.view} in an entry of view {view}"
+            self._invalid_leaf(view, kind, reason, result)
+            return
         if size > seqno:
             reason = f"signature over {size} leaves lands at seqno {seqno}"
             self._invalid_leaf(view, kind, reason, result)
