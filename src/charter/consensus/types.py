@@ -178,7 +178,8 @@ class ReadState:
 class Ready:
     """One batch of work for the caller, in this order: persist ``snapshot``, ``entries``
     and ``hard_state``; then send ``messages``; apply ``committed_entries`` (all already
-    durable); serve ``read_states`` once applied; finally call ``RaftNode.advance``.
+    durable), calling ``RaftNode.apply_conf_change`` for each CONF_CHANGE entry; serve
+    ``read_states`` once applied; finally call ``RaftNode.advance``.
     """
 
     hard_state: HardState | None = None
