@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from charter.codec.syrup import Record, decode, encode
 from charter.consensus.types import Entry
 from charter.crypto import Ed25519PrivateKey
 from charter.ledger.engine import (
@@ -12,6 +13,7 @@ from charter.ledger.engine import (
     SNAPSHOTS_TABLE,
     EngineHaltedError,
     EngineOrderError,
+    EngineSnapshotError,
     EntryKind,
     ReceiptUnavailableError,
     Transaction,
@@ -406,3 +408,22 @@ def test_waiters_learn_when_transactions_settle(net: Net, log: LogBuilder) -> No
     ]
     assert done[0].tx is not None and done[0].tx.batch_seq == 0
     assert len(waiters) == 1
+
+
+def test_a_bad_snapshot_leaves_the_engine_as_it_was(net: Net, log: LogBuilder) -> None:
+    log.put("node-1", ("a", b"1"))
+    log.new_term()
+    log.put("node-1", ("b", b"1"))
+    good = log.engine.snapshot()
+    fields = list(decode(good).fields)
+    assert fields[5] == [[1, 1], [2, 2]]
+    fields[5] = [[2, 2], [1, 1]]  # view runs out of order
+    engine = net.engine()
+    engine.apply(log.entries[:1])
+    before = engine.snapshot()
+    for bad in (b"junk", encode(Record(decode(good).label, *fields)), good[:-1]):
+        with pytest.raises(EngineSnapshotError):
+            engine.restore(bad)
+        assert engine.snapshot() == before
+    engine.restore(good)
+    assert engine.snapshot() == good

@@ -562,27 +562,45 @@ class Engine:
         except LedgerError as exc:
             raise EngineSnapshotError(exc.message) from None
         kv = KVStore.from_syrup(state)
-        self._reset(tree, last_index=last_index, signed_upto=signed_upto)
-        self.kv = kv
-        self._replays.load(replays)
-        if not isinstance(views, list) or not isinstance(invalid, list):
-            raise EngineSnapshotError("views and invalid transactions are lists")
-        for item in views:
-            if not (
-                isinstance(item, list) and len(item) == 2 and all(type(x) is int for x in item)
-            ):
-                raise EngineSnapshotError("a view run is [first-seqno, view]")
-            self._view_starts.append(item[0])
-            self._view_values.append(item[1])
+        replay_state = _Replays(self._replay_window)
+        replay_state.load(replays)
+        starts, values = _view_runs(views, size)
+        if not isinstance(invalid, list):
+            raise EngineSnapshotError("invalid transactions are a list")
+        reasons: dict[int, str] = {}
         for item in invalid:
             if not (
                 isinstance(item, list)
                 and len(item) == 2
                 and type(item[0]) is int
+                and 1 <= item[0] < size
                 and type(item[1]) is str
             ):
                 raise EngineSnapshotError("an invalid transaction is [seqno, reason]")
-            self._invalid[item[0]] = item[1]
+            reasons[item[0]] = item[1]
+        # Everything checked: only now replace this engine's state.
+        self._reset(tree, last_index=last_index, signed_upto=signed_upto)
+        self.kv = kv
+        self._replays = replay_state
+        self._view_starts, self._view_values = starts, values
+        self._invalid = reasons
+
+
+def _view_runs(views: object, size: int) -> tuple[list[int], list[int]]:
+    """The [first-seqno, view] runs of a snapshot, both strictly increasing, within the tree."""
+    if not isinstance(views, list):
+        raise EngineSnapshotError("view runs are a list")
+    starts: list[int] = []
+    values: list[int] = []
+    for item in views:
+        if not (isinstance(item, list) and len(item) == 2 and all(type(x) is int for x in item)):
+            raise EngineSnapshotError("a view run is [first-seqno, view]")
+        start, view = item
+        if not 1 <= start < size or (starts and (start <= starts[-1] or view <= values[-1])):
+            raise EngineSnapshotError("view runs increase within the tree")
+        starts.append(start)
+        values.append(view)
+    return starts, values
 
 
 def _decode_snapshot(data: bytes) -> tuple[Any, ...]:
