@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 from charter.consensus.sim.faults import SimConfig, generate
 from charter.consensus.sim.runner import run_schedule, run_seed, run_seeds
@@ -15,13 +16,26 @@ def test_many_seeds_without_violation() -> None:
     bad: list[str] = []
     sizes = {3: 0, 5: 0}
     acknowledged = 0
+    events: Counter[str] = Counter()
     for res in run_seeds(range(SEEDS), jobs=jobs):
         sizes[res.nodes] += 1
         acknowledged += res.acknowledged
+        events.update(res.counts)
         if not res.ok:
             bad.append(f"seed {res.seed}: {res.violation}")
     assert sizes[3] + sizes[5] == SEEDS and sizes[3] > 0 and sizes[5] > 0
     assert acknowledged > 10 * SEEDS  # the runs do commit work, not just survive
+    # ...and the faults the issue lists really happen in them.
+    for what in (
+        "crash",
+        "compact",
+        "snapshot-installed",
+        "conf-applied",
+        "remove-leader",
+        "read",
+        "leader",
+    ):
+        assert events[what] > SEEDS // 50, (what, events)
     assert not bad, "\n".join(bad[:20])
 
 

@@ -106,8 +106,9 @@ def _apply_membership(cl: Cluster, f: Fault, next_id: list[int]) -> None:
             cl.conf_change(lead.node_id, ConfChangeKind.PROMOTE, learners[f.pick % len(learners)])
     elif k is FaultKind.REMOVE:
         voters = sorted(conf.voters)
-        if len(voters) >= 3:
-            cl.conf_change(lead.node_id, ConfChangeKind.REMOVE, voters[f.pick % len(voters)])
+        target = voters[f.pick % len(voters)]
+        if len(voters) >= 3 and cl.conf_change(lead.node_id, ConfChangeKind.REMOVE, target):
+            cl.counts["remove-leader" if target == lead.node_id else "remove"] += 1
     elif k is FaultKind.TRANSFER:
         others = sorted(v for v in conf.voters if v != lead.node_id)
         if others:
