@@ -119,7 +119,10 @@ class RaftStorageModel(RuleBasedStateMachine):
         term = m.hard_state.term + data.draw(st.integers(0, 1))
         voters = frozenset(data.draw(st.sets(st.integers(1, 5), min_size=1, max_size=3)))
         learners = frozenset(data.draw(st.sets(st.integers(6, 7), max_size=1)))
-        snap = Snapshot(SnapshotMeta(index, term, ConfState(voters, learners)), data.draw(st.binary(max_size=30)))
+        snap = Snapshot(
+            SnapshotMeta(index, term, ConfState(voters, learners)),
+            data.draw(st.binary(max_size=30)),
+        )
         hs = HardState(max(term, m.hard_state.term), m.hard_state.vote, index)
         if data.draw(st.booleans()):
             ents = [Entry(term, index + 1, data=b"after")] if data.draw(st.booleans()) else []

@@ -1,0 +1,265 @@
+"""Crashes in the middle of a write: every crash point of every kind of operation leaves a
+state that some prefix of the operation's steps produces, and never less than the state the
+last completed operation returned."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from charter.consensus.storage import MemoryStorage
+from charter.consensus.types import (
+    ConfState,
+    Entry,
+    HardState,
+    Ready,
+    Snapshot,
+    SnapshotMeta,
+)
+from charter.ledger.hardstate import STATE_NAME
+from charter.ledger.raft_storage import DurableRaftStorage
+
+VOTERS = ConfState(voters=frozenset({1, 2, 3}))
+View = tuple[Any, ...]
+
+
+class Crash(BaseException):
+    """The process dies here: nothing after this point runs, no cleanup handler either."""
+
+
+class Syscalls:
+    """Counts the calls that change files; raises Crash before the ``crash_at``-th one."""
+
+    NAMES = ("write", "pwrite", "fsync", "rename", "ftruncate", "unlink", "rmdir", "chmod", "mkdir")
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.crash_at = 0
+        for name in self.NAMES:
+            monkeypatch.setattr(os, name, self._wrap(name, getattr(os, name)))
+
+    def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            if self.count == self.crash_at:
+                raise Crash(name)
+            if name == "fsync":
+                return None  # a process crash keeps the page cache: syncing adds nothing here
+            return real(*args, **kwargs)
+
+        return call
+
+    def arm(self, crash_at: int) -> None:
+        self.count = 0
+        self.crash_at = crash_at
+
+
+def view(s: MemoryStorage) -> View:
+    first, last = s.first_index(), s.last_index()
+    ents = tuple((e.term, e.index, int(e.kind), e.data) for e in s.entries(first, last + 1))
+    return (s.hard_state, s.snapshot(), first, s.term(first - 1), ents)
+
+
+def persist_steps(before: View, rd: Ready) -> list[View]:
+    """The states a persist passes through: snapshot, truncation, each entry, hard state.
+
+    Losing any part of an overwritten suffix is safe: it follows an entry that conflicts
+    with the new leader's log, so none of it is committed."""
+    hs, snap, first, base_term, ents = before
+    out = [before]
+    if rd.snapshot is not None:
+        meta = rd.snapshot.metadata
+        snap, first, base_term, ents = rd.snapshot, meta.index + 1, meta.term, ()
+        out.append((hs, snap, first, base_term, ents))
+    new = [(e.term, e.index, int(e.kind), e.data) for e in rd.entries if e.index >= first]
+    if new:
+        # Truncation drops the overwritten suffix from its end, one segment file at a time.
+        keep = new[0][1] - first
+        for n in range(len(ents) - 1, keep - 1, -1):
+            out.append((hs, snap, first, base_term, ents[:n]))
+        ents = ents[:keep]
+        for k in range(1, len(new) + 1):
+            out.append((hs, snap, first, base_term, ents + tuple(new[:k])))
+        ents = out[-1][4]
+    if rd.hard_state is not None:
+        out.append((rd.hard_state, snap, first, base_term, ents))
+    return out
+
+
+class Workload:
+    """A plausible Raft history: appends with overwrites above the commit index, hard states,
+    installed snapshots, and local snapshots with compaction."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.model = MemoryStorage.bootstrap(VOTERS, b"genesis")
+        self.ops: list[tuple[str, Any]] = []
+        self.n = 0
+
+    def build(self, count: int) -> list[tuple[str, Any]]:
+        for _ in range(count):
+            op = self._next()
+            self.ops.append(op)
+            apply_op(self.model, op)
+        return self.ops
+
+    def _next(self) -> tuple[str, Any]:
+        m, rng = self.model, self.rng
+        hs = m.hard_state
+        roll = rng.random()
+        if roll < 0.1:
+            index = max(hs.commit, m.snapshot_index()) + rng.randint(0, 4)
+            term = hs.term + 1
+            snap = Snapshot(SnapshotMeta(index, term, VOTERS), rng.randbytes(rng.randint(0, 40)))
+            ents = [Entry(term, index + 1, data=b"next")] if rng.random() < 0.5 else []
+            last = index + len(ents)
+            return "persist", Ready(
+                snapshot=snap, entries=ents, hard_state=HardState(term, 0, rng.randint(index, last))
+            )
+        if roll < 0.2 and hs.commit > m.snapshot_index():
+            return "snapshot", rng.randint(m.snapshot_index() + 1, hs.commit)
+        if roll < 0.25 and m.snapshot_index() >= m.first_index():
+            return "compact", rng.randint(m.first_index(), m.snapshot_index())
+        start = rng.randint(hs.commit + 1, m.last_index() + 1)
+        term = max(hs.term, m.term(start - 1)) + (1 if rng.random() < 0.3 else 0)
+        ents = []
+        for i in range(start, start + rng.randint(0, 5)):
+            self.n += 1
+            ents.append(Entry(term, i, data=f"{self.n}".encode() * rng.randint(1, 8)))
+        last = ents[-1].index if ents else m.last_index()
+        new_hs: HardState | None = HardState(
+            term, rng.choice([0, 1, 2]), rng.randint(hs.commit, max(hs.commit, last))
+        )
+        if rng.random() < 0.2:
+            new_hs = None
+        return "persist", Ready(entries=ents, hard_state=new_hs)
+
+
+def apply_op(s: MemoryStorage, op: tuple[str, Any]) -> None:
+    kind, arg = op
+    if kind == "persist":
+        s.persist(arg)
+    elif kind == "snapshot":
+        s.create_snapshot(arg, VOTERS, b"state@%d" % arg)
+    else:
+        s.compact(arg)
+
+
+def allowed_after_crash(before: MemoryStorage, op: tuple[str, Any]) -> list[View]:
+    after = copy.deepcopy(before)
+    apply_op(after, op)
+    if op[0] == "persist":
+        states = persist_steps(view(before), op[1])
+        assert states[-1] == view(after)
+        return states
+    return [view(before), view(after)]
+
+
+def open_storage(directory: Path, *, bootstrap: bool = False) -> DurableRaftStorage:
+    return DurableRaftStorage(
+        directory,
+        bootstrap=VOTERS if bootstrap else None,
+        bootstrap_data=b"genesis",
+        max_segment_bytes=120,
+        cache_entries=2,
+    )
+
+
+def run_prefix(directory: Path, ops: list[tuple[str, Any]], upto: int) -> DurableRaftStorage:
+    s = open_storage(directory, bootstrap=True)
+    for op in ops[:upto]:
+        apply_op(s, op)
+    return s
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_crash_point_leaves_a_prefix_state(
+    seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sys = Syscalls(monkeypatch)
+    ops = Workload(seed).build(14)
+    rng = random.Random(seed)
+    crashes = 0
+    for j in sorted(rng.sample(range(len(ops)), 4)):
+        model = MemoryStorage.bootstrap(VOTERS, b"genesis")
+        for op in ops[:j]:
+            apply_op(model, op)
+        allowed = allowed_after_crash(model, ops[j])
+        # Count the operation's syscalls once, then crash before each of them in turn.
+        d = tmp_path / f"count-{j}"
+        s = run_prefix(d, ops, j)
+        sys.arm(0)
+        apply_op(s, ops[j])
+        total = sys.count
+        s.close()
+        for n in range(1, total + 1):
+            d = tmp_path / f"{j}-{n}"
+            s = run_prefix(d, ops, j)
+            sys.arm(n)
+            with pytest.raises(Crash):
+                apply_op(s, ops[j])
+            sys.arm(0)
+            s.close()
+            crashes += 1
+            with open_storage(d) as r:
+                got = view(r)
+                assert got in allowed, (j, n, ops[j])
+                # The recovered storage keeps working: redo the operation's outcome.
+                assert r.last_index() >= r.hard_state.commit
+    assert crashes > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_torn_append_recovers_a_prefix_of_the_batch(seed: int, tmp_path: Path) -> None:
+    """A power cut during the entries write: some bytes of the batch reached the disk and
+    the state file was never replaced."""
+    rng = random.Random(seed)
+    d = tmp_path / "raft"
+    model = MemoryStorage.bootstrap(VOTERS, b"genesis")
+    with open_storage(d, bootstrap=True) as s:
+        for i in range(2, 6):
+            rd = Ready(
+                entries=[Entry(2, i, data=b"e%d" % i)], hard_state=HardState(2, 1, min(i, 3))
+            )
+            s.persist(rd)
+            model.persist(rd)
+    # Large segments: the batch lands in one file.
+    s = DurableRaftStorage(d, max_segment_bytes=1 << 20)
+    seg = s.directory / "log.2"
+    before_state = (d / STATE_NAME).read_bytes()
+    segs = sorted(seg.glob("*.seg"))
+    size_before = segs[-1].stat().st_size
+    ents = [Entry(3, i, data=rng.randbytes(rng.randint(1, 30))) for i in range(6, 6 + 5)]
+    rd = Ready(entries=ents, hard_state=HardState(3, 2, 9))
+    allowed = persist_steps(view(model), rd)[:-1]  # the state file was never replaced
+    s.persist(rd)
+    s.close()
+    last_seg = sorted(seg.glob("*.seg"))[-1]
+    size_after = last_seg.stat().st_size
+    assert last_seg == segs[-1] and size_after > size_before
+    cut = rng.randint(size_before, size_after - 1)
+    with open(last_seg, "r+b") as f:
+        f.truncate(cut)
+    (d / STATE_NAME).write_bytes(before_state)
+    with open_storage(d) as r:
+        assert view(r) in allowed
+        assert r.hard_state == model.hard_state
+        assert r.last_index() >= 5
+
+
+def test_zero_filled_tail_is_cut(tmp_path: Path) -> None:
+    d = tmp_path / "raft"
+    with open_storage(d, bootstrap=True) as s:
+        s.persist(Ready(entries=[Entry(2, 2, data=b"x")], hard_state=HardState(2, 0, 2)))
+        seg = sorted((d / "log.2").glob("*.seg"))[-1]
+    with open(seg, "ab") as f:
+        f.write(bytes(64))
+    with open_storage(d) as r:
+        assert r.recovery.log.torn_tail is not None
+        assert r.last_index() == 2 and r.entries(2, 3)[0].data == b"x"
