@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SEEDS  ?= 100000
 
-.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport sim clean
+.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine sim clean
 
 venv: $(STAMP)
 
@@ -32,7 +32,7 @@ format: venv
 typecheck: venv
 	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn -p charter.ledger -p charter.node
 
-bench: bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport
+bench: bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine
 
 bench-codec: venv
 	$(PY) bench/bench_codec.py
@@ -51,6 +51,9 @@ bench-segments: venv
 
 bench-raft-transport: venv
 	$(PY) bench/bench_raft_transport.py
+
+bench-engine: venv
+	$(PY) bench/bench_engine.py
 
 sim: venv
 	$(PY) -m charter.consensus.sim --seeds $(SEEDS)
