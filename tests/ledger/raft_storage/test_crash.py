@@ -178,7 +178,7 @@ def run_prefix(directory: Path, ops: list[tuple[str, Any]], upto: int) -> Durabl
     return s
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(24))
 def test_every_crash_point_leaves_a_prefix_state(
     seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -186,7 +186,7 @@ def test_every_crash_point_leaves_a_prefix_state(
     ops = Workload(seed).build(14)
     rng = random.Random(seed)
     crashes = 0
-    for j in sorted(rng.sample(range(len(ops)), 4)):
+    for j in sorted(rng.sample(range(len(ops)), 5)):
         model = MemoryStorage.bootstrap(VOTERS, b"genesis")
         for op in ops[:j]:
             apply_op(model, op)
