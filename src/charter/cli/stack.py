@@ -1,7 +1,426 @@
-"""`charter stack` commands: a local network of member nodes on one machine."""
+"""`charter stack` commands: a local network of member nodes on one machine.
+
+A stack lives in ``$CHARTER_HOME/stacks/NAME`` (``CHARTER_HOME`` defaults to
+``~/.charter``)::
+
+    network.json                      the shared network file (public material only)
+    <member>/member.words             24-word root mnemonic, 0600, development secret
+    <member>/member.pem               member root private key (m/0'), 0600
+    <member>/member.pub.pem           member root public key
+    <member>/<node>/node.toml         the node's configuration
+    <member>/<node>/keys/identity.pem Ed25519 node identity key (m/2'/0'), 0600
+    <member>/<node>/keys/ledger.pem   P-256 ledger signing key, 0600
+    <member>/<node>/keys/ledger.crt   its self-signed certificate
+    <member>/<node>/keys/node.chain   attestation chain member root -> node identity
+    <member>/<node>/data/             the node's data directory (0700)
+
+Ports of the i-th node (from 0): API ``base + 10*i``, OCapN TLS ``base + 10*i + 1``,
+metrics ``base + 10*i + 2``. A stack is built in a hidden temporary directory and
+renamed into place, so a failed ``init`` leaves nothing behind.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Final
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from charter.crypto.certs import self_signed_certificate, write_certificate
+from charter.crypto.keyfile import write_bytes_secure, write_private_key, write_public_key
+from charter.crypto.keys import P256PrivateKey
+from charter.identity.attestation import NODE, attest
+from charter.identity.root import RootIdentity, node_path
+from charter.ledger.trust import NodeCert
+from charter.node.config import (
+    ConfigError,
+    ConfigFieldError,
+    KeyPaths,
+    Listen,
+    NodeConfig,
+    StackError,
+    check_name,
+    load_node_config,
+)
+from charter.node.network import (
+    NETWORK_ID_BYTES,
+    Member,
+    Network,
+    NodeEntry,
+    build_network,
+    load_network,
+)
 
 app = typer.Typer(help="Local networks of member nodes.", no_args_is_help=True)
+console = Console(highlight=False)
+progress_console = Console(stderr=True, highlight=False)
+
+DEFAULT_BASE_PORT: Final = 5100
+PORT_STRIDE: Final = 10
+MAX_MEMBERS: Final = 64
+LOCAL_HOST: Final = "127.0.0.1"
+NETWORK_FILE: Final = "network.json"
+NODE_CONFIG_FILE: Final = "node.toml"
+WORDS_FILE: Final = "member.words"
+PID_FILE: Final = "node.pid"
+
+WORDS_HEADER: Final = (
+    "# CHARTER LOCAL DEVELOPMENT SECRET - do not use for anything of value.\n"
+    "# The 24 words below are the root identity of member {member} of stack {stack}:\n"
+    "# they recover the member key and every node key derived from it.\n"
+)
+
+
+def charter_home() -> Path:
+    configured = os.environ.get("CHARTER_HOME")
+    return Path(configured) if configured else Path.home() / ".charter"
+
+
+def stacks_dir() -> Path:
+    return charter_home() / "stacks"
+
+
+def stack_dir(name: str) -> Path:
+    return stacks_dir() / check_name(name, "stack name")
+
+
+def port_layout(base_port: int, members: int) -> list[tuple[int, int, int]]:
+    """(api, ocapn, metrics) ports of each node; refuses a range outside 1024..65535."""
+    if not 1 <= members <= MAX_MEMBERS:
+        raise ConfigFieldError(f"--members must be between 1 and {MAX_MEMBERS}, got {members}")
+    last = base_port + PORT_STRIDE * (members - 1) + 2
+    if base_port < 1024 or last > 65535:
+        raise ConfigFieldError(
+            f"--base-port {base_port} with {members} members needs ports {base_port}..{last}; "
+            "they must lie within 1024..65535"
+        )
+    return [
+        (
+            base_port + PORT_STRIDE * i,
+            base_port + PORT_STRIDE * i + 1,
+            base_port + PORT_STRIDE * i + 2,
+        )
+        for i in range(members)
+    ]
+
+
+def member_names(members: int, names: str | None) -> list[str]:
+    if names is None:
+        return [f"member{i}" for i in range(1, members + 1)]
+    chosen = [n.strip() for n in names.split(",")]
+    if len(chosen) != members:
+        raise ConfigFieldError(f"--names lists {len(chosen)} names for {members} members")
+    for n in chosen:
+        check_name(n, "member name")
+    if len(set(chosen)) != len(chosen):
+        raise ConfigFieldError("--names lists a name twice")
+    return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    member: Member
+    node: NodeEntry
+
+
+def _create_member(root_dir: Path, stack: str, member: str, ports: tuple[int, int, int]) -> _Built:
+    api_port, ocapn_port, metrics_port = ports
+    member_dir = root_dir / member
+    member_dir.mkdir(mode=0o700)
+    identity, words = RootIdentity.generate()
+    header = WORDS_HEADER.format(member=member, stack=stack)
+    write_bytes_secure(member_dir / WORDS_FILE, (header + words + "\n").encode("utf-8"))
+    root_key = identity.root_key()
+    write_private_key(member_dir / "member.pem", root_key)
+    write_public_key(member_dir / "member.pub.pem", root_key.public_key)
+
+    node_name = check_name(f"{member}-node", "node name")
+    node_dir = member_dir / node_name
+    keys_dir = node_dir / "keys"
+    node_dir.mkdir(mode=0o700)
+    keys_dir.mkdir(mode=0o700)
+    data_dir = node_dir / "data"
+    data_dir.mkdir(mode=0o700)
+    node_key = identity.derive(node_path(0))
+    chain = attest(root_key, node_key.public_key, NODE, epoch=0)
+    ledger_key = P256PrivateKey.generate()
+    cert = self_signed_certificate(ledger_key, common_name=f"{stack}/{node_name}")
+    keys = KeyPaths(
+        identity=keys_dir / "identity.pem",
+        ledger=keys_dir / "ledger.pem",
+        ledger_cert=keys_dir / "ledger.crt",
+        attestation=keys_dir / "node.chain",
+    )
+    write_private_key(keys.identity, node_key)
+    write_private_key(keys.ledger, ledger_key)
+    write_certificate(keys.ledger_cert, cert)
+    keys.attestation.write_text(chain.to_text(), encoding="ascii")
+    config = NodeConfig(
+        name=node_name,
+        member=member,
+        network_file=root_dir / NETWORK_FILE,
+        data_dir=data_dir,
+        keys=keys,
+        ocapn=Listen(LOCAL_HOST, ocapn_port),
+        api=Listen(LOCAL_HOST, api_port),
+        metrics=Listen(LOCAL_HOST, metrics_port),
+    )
+    config.save(node_dir / NODE_CONFIG_FILE)
+    entry = NodeEntry(
+        name=node_name,
+        member=member,
+        identity=node_key.public_key,
+        host=LOCAL_HOST,
+        port=ocapn_port,
+        api_url=f"http://{LOCAL_HOST}:{api_port}",
+        cert=NodeCert.from_pem(cert.to_pem()),
+        attestation=chain,
+    )
+    return _Built(Member(member, root_key.public_key), entry)
+
+
+def create_stack(
+    name: str,
+    members: int,
+    *,
+    base_port: int = DEFAULT_BASE_PORT,
+    names: str | None = None,
+    force: bool = False,
+    on_member: Callable[[str], None] | None = None,
+) -> Path:
+    """Create the stack's keys, configs and network file; returns the stack directory."""
+    target = stack_dir(name)
+    ports = port_layout(base_port, members)
+    chosen = member_names(members, names)
+    if target.exists() and not force:
+        raise StackError(f"stack {name!r} already exists at {target} (use --force to replace it)")
+    parent = stacks_dir()
+    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging = parent / f".{name}.{secrets.token_hex(4)}.tmp"
+    staging.mkdir(mode=0o700)
+    try:
+        built: list[_Built] = []
+        for member, member_ports in zip(chosen, ports, strict=True):
+            built.append(_create_member(staging, name, member, member_ports))
+            if on_member is not None:
+                on_member(member)
+        network = build_network(
+            name,
+            secrets.token_bytes(NETWORK_ID_BYTES),
+            [b.member for b in built],
+            [b.node for b in built],
+        )
+        network.save(staging / NETWORK_FILE)
+        # Node configs were written with paths relative to their directory, so the
+        # staging directory can take its final name.
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class StackNode:
+    entry: NodeEntry
+    config: NodeConfig
+    config_path: Path
+
+    def pid(self) -> int | None:
+        return read_pid(self.config.data_dir / PID_FILE)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.entry.name,
+            "member": self.entry.member,
+            "node_id": self.entry.node_id,
+            "raft_id": self.entry.raft_id,
+            "api_url": self.entry.api_url,
+            "designator": self.entry.designator,
+            "location": {
+                "transport": "tls",
+                "host": self.entry.host,
+                "port": self.entry.port,
+            },
+            "pid": self.pid(),
+            "data_dir": str(self.config.data_dir),
+            "config": str(self.config_path),
+        }
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid in ``path`` if that process is alive; None otherwise."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, owned by someone else
+    except OverflowError:
+        return None
+    return pid
+
+
+def open_stack(name: str) -> tuple[Network, list[StackNode]]:
+    directory = stack_dir(name)
+    network_path = directory / NETWORK_FILE
+    if not network_path.is_file():
+        raise StackError(f"no stack named {name!r} (looked in {directory})")
+    network = load_network(network_path)
+    nodes: list[StackNode] = []
+    for entry in network.nodes:
+        config_path = directory / entry.member / entry.name / NODE_CONFIG_FILE
+        config = load_node_config(config_path)
+        if config.name != entry.name or config.member != entry.member:
+            raise StackError(
+                f"{config_path} is for node {config.name!r} of {config.member!r}, "
+                f"not {entry.name!r} of {entry.member!r}"
+            )
+        nodes.append(StackNode(entry, config, config_path))
+    return network, nodes
+
+
+Name = Annotated[str, typer.Argument(help="Stack name (lowercase letters, digits, '-').")]
+
+
+@app.command("init")
+def init(
+    name: Name,
+    members: Annotated[int, typer.Option("--members", "-m", help="Number of members.")] = 3,
+    base_port: Annotated[
+        int, typer.Option("--base-port", help="First port; node i uses base+10*i .. base+10*i+2.")
+    ] = DEFAULT_BASE_PORT,
+    names: Annotated[
+        str | None, typer.Option("--names", help="Comma-separated member names.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing stack.")] = False,
+) -> None:
+    """Create keys, certificates and configuration for a local network of N members."""
+    # Validate everything cheap before generating any key.
+    stack_dir(name)
+    port_layout(base_port, members)
+    member_names(members, names)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=progress_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("generating member keys", total=members)
+        target = create_stack(
+            name,
+            members,
+            base_port=base_port,
+            names=names,
+            force=force,
+            on_member=lambda m: progress.update(task, advance=1, description=f"created {m}"),
+        )
+    console.print(f"created stack [bold]{name}[/] with {members} members in {target}")
+    console.print(f"network file: {target / NETWORK_FILE}")
+    console.print("member words are local development secrets (mode 0600, member.words)")
+
+
+@app.command("info")
+def info(
+    name: Name,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The stack's nodes: names, members, ids, addresses, data directories and pids."""
+    network, nodes = open_stack(name)
+    if as_json:
+        doc = {
+            "name": network.name,
+            "network_id": network.network_id.hex(),
+            "directory": str(stack_dir(name)),
+            "nodes": [n.to_json() for n in nodes],
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    table = Table(title=f"stack {network.name} ({network.network_id.hex()})", title_justify="left")
+    for column in ("node", "member", "raft id", "api", "ocapn", "pid", "data dir"):
+        table.add_column(column, overflow="fold")
+    for n in nodes:
+        pid = n.pid()
+        table.add_row(
+            n.entry.name,
+            n.entry.member,
+            str(n.entry.raft_id),
+            n.entry.api_url,
+            f"{n.entry.host}:{n.entry.port}",
+            "-" if pid is None else str(pid),
+            str(n.config.data_dir),
+        )
+    console.print(table)
+
+
+@app.command("list")
+def list_stacks(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The stacks under $CHARTER_HOME/stacks."""
+    found: list[dict[str, object]] = []
+    root = stacks_dir()
+    entries = sorted(root.iterdir()) if root.is_dir() else []
+    for directory in entries:
+        if directory.name.startswith(".") or not (directory / NETWORK_FILE).is_file():
+            continue
+        try:
+            network = load_network(directory / NETWORK_FILE)
+        except ConfigError as exc:
+            found.append({"name": directory.name, "error": f"[{exc.code}] {exc.message}"})
+            continue
+        found.append(
+            {"name": network.name, "members": len(network.members), "nodes": len(network.nodes)}
+        )
+    if as_json:
+        typer.echo(json.dumps({"stacks": found}, indent=2))
+        return
+    if not found:
+        console.print(f"no stacks in {root}")
+        return
+    for item in found:
+        if "error" in item:
+            console.print(f"{item['name']}: unreadable: {item['error']}", markup=False)
+        else:
+            console.print(f"{item['name']}: {item['members']} members, {item['nodes']} nodes")
+
+
+@app.command("export-network")
+def export_network(
+    name: Name,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """The stack's network file: public keys, certificates, locations, attestations."""
+    network, _ = open_stack(name)
+    text = network.to_text()
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise StackError(f"cannot write {out}: {exc.strerror}") from None
+    console.print(f"wrote network file of {network.name} to {out}")
