@@ -74,6 +74,7 @@ class NetProfile:
     max_delay: int = 2
     drop: float = 0.0
     duplicate: float = 0.0
+    straggle: float = 0.0  # chance that a message is held back 5-30 ticks (deep reorder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,8 @@ class SimConfig:
     faults_per_100: int = 6
     proposals_per_100: int = 12
     membership: bool = True
+    pre_vote: bool = True
+    check_quorum: bool = True
 
 
 def _pick_groups(rng: random.Random, ids: list[int]) -> tuple[tuple[int, ...], ...]:
@@ -106,8 +109,16 @@ def net_profile(seed: int) -> NetProfile:
         return NetProfile(0, rng.randint(0, 2), 0.0, 0.0)
     if style < 0.7:
         return NetProfile(0, rng.randint(1, 3), rng.choice((0.01, 0.05, 0.1)), 0.0)
+    if style < 0.85:
+        return NetProfile(
+            0, rng.randint(1, 4), rng.choice((0.0, 0.02, 0.05)), rng.choice((0.02, 0.05, 0.1))
+        )
     return NetProfile(
-        0, rng.randint(1, 4), rng.choice((0.0, 0.02, 0.05)), rng.choice((0.02, 0.05, 0.1))
+        0,
+        rng.randint(1, 3),
+        rng.choice((0.0, 0.02)),
+        rng.choice((0.0, 0.05)),
+        rng.choice((0.01, 0.03, 0.1)),
     )
 
 

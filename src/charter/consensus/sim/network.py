@@ -43,6 +43,8 @@ class Network(Generic[M]):
 
     def _delay(self) -> int:
         p = self.profile
+        if p.straggle and self.rng.random() < p.straggle:
+            return self.rng.randint(5, 30)
         if p.max_delay <= p.min_delay:
             return p.min_delay
         return self.rng.randint(p.min_delay, p.max_delay)

@@ -196,6 +196,8 @@ def run_schedule(
         profile=net_profile(seed),
         election_ticks=config.election_ticks,
         heartbeat_ticks=config.heartbeat_ticks,
+        pre_vote=config.pre_vote,
+        check_quorum=config.check_quorum,
         trace=sink,
         node_factory=node_factory,
         node_options=node_options(seed),
