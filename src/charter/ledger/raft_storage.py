@@ -408,6 +408,8 @@ class DurableRaftStorage(MemoryStorage):
             raise Compacted(f"index {lo} is compacted (first index {first})")
         if hi > self.last_index() + 1:
             raise Unavailable(f"index {hi - 1} is past the last index {self.last_index()}")
+        if lo >= hi:
+            return []
         cf = self._cache_first
         if lo >= cf:
             return limit_size(self._cache[lo - cf : hi - cf], max_bytes)
