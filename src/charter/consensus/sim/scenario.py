@@ -6,7 +6,7 @@ fully deterministic; the invariant checker watches every step exactly as in seed
 
 Commands::
 
-    start N [no-prevote] [no-check-quorum] [seed S] [election E]
+    start N [no-prevote] [no-check-quorum] [seed S] [election E] [max-entries M]
     tick K [only A B ...]        deliver-all
     partition A B | C D ...      isolate A        drop A->B      heal
     hold A->B                    release A->B [reverse] [twice]
