@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Annotated, Final
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
@@ -126,6 +127,13 @@ def member_names(members: int, names: str | None) -> list[str]:
     return chosen
 
 
+def refuse_existing(target: Path, force: bool) -> None:
+    if target.exists() and not force:
+        raise StackError(
+            f"stack {target.name!r} already exists at {target} (use --force to replace it)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Built:
     member: Member
@@ -201,8 +209,7 @@ def create_stack(
     target = stack_dir(name)
     ports = port_layout(base_port, members)
     chosen = member_names(members, names)
-    if target.exists() and not force:
-        raise StackError(f"stack {name!r} already exists at {target} (use --force to replace it)")
+    refuse_existing(target, force)
     parent = stacks_dir()
     parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = parent / f".{name}.{secrets.token_hex(4)}.tmp"
@@ -317,15 +324,18 @@ def init(
 ) -> None:
     """Create keys, certificates and configuration for a local network of N members."""
     # Validate everything cheap before generating any key.
-    stack_dir(name)
+    target = stack_dir(name)
     port_layout(base_port, members)
     member_names(members, names)
+    refuse_existing(target, force)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         console=progress_console,
         transient=True,
+        # Only on a terminal: a pipe or log gets the summary lines alone.
+        disable=not progress_console.is_terminal,
     ) as progress:
         task = progress.add_task("generating member keys", total=members)
         target = create_stack(
@@ -357,21 +367,24 @@ def info(
         }
         typer.echo(json.dumps(doc, indent=2))
         return
-    table = Table(title=f"stack {network.name} ({network.network_id.hex()})", title_justify="left")
-    for column in ("node", "member", "raft id", "api", "ocapn", "pid", "data dir"):
-        table.add_column(column, overflow="fold")
+    table = Table(
+        title=f"stack {network.name} ({network.network_id.hex()})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("node", "member", "api", "ocapn", "pid"):
+        table.add_column(column, no_wrap=True)
     for n in nodes:
         pid = n.pid()
         table.add_row(
             n.entry.name,
             n.entry.member,
-            str(n.entry.raft_id),
             n.entry.api_url,
             f"{n.entry.host}:{n.entry.port}",
             "-" if pid is None else str(pid),
-            str(n.config.data_dir),
         )
     console.print(table)
+    console.print(f"data directories: {stack_dir(name)}/<member>/<node>/data; ids: --json")
 
 
 @app.command("list")
