@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,19 +80,22 @@ def decode_state(data: bytes, path: Path) -> StateRecord:
     return StateRecord(HardState(term, vote, commit), base, base_term, snap_seq, log_seq)
 
 
-def encode_snapshot(snap: Snapshot) -> bytes:
+def encode_snapshot(snap: Snapshot) -> list[bytes]:
+    """The snapshot file as parts to write in turn (the data is not copied)."""
     meta = snap.metadata
     voters = sorted(meta.conf.voters)
     learners = sorted(meta.conf.learners)
-    parts = [
-        _SNAP_HEAD.pack(_SNAP_MAGIC, _VERSION, meta.index, meta.term, len(voters), len(learners)),
-        *(_U64.pack(v) for v in voters),
-        *(_U64.pack(v) for v in learners),
-        _U64.pack(len(snap.data)),
-        snap.data,
-    ]
-    body = b"".join(parts)
-    return body + _CRC.pack(crc32c(body))
+    head = b"".join(
+        [
+            _SNAP_HEAD.pack(
+                _SNAP_MAGIC, _VERSION, meta.index, meta.term, len(voters), len(learners)
+            ),
+            *(_U64.pack(v) for v in voters),
+            *(_U64.pack(v) for v in learners),
+            _U64.pack(len(snap.data)),
+        ]
+    )
+    return [head, snap.data, _CRC.pack(crc32c(snap.data, crc32c(head)))]
 
 
 def decode_snapshot(data: bytes, path: Path) -> Snapshot:
@@ -121,13 +125,14 @@ def decode_snapshot(data: bytes, path: Path) -> Snapshot:
     return Snapshot(SnapshotMeta(index=index, term=term, conf=conf), data[pos:end])
 
 
-def write_synced(dir_fd: int, name: str, data: bytes) -> None:
+def write_synced(dir_fd: int, name: str, parts: Sequence[bytes]) -> None:
     """Create (or replace the contents of) ``name`` and fsync it; the caller syncs the dir."""
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=dir_fd)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        for part in parts:
+            view = memoryview(part)
+            while view:
+                view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -135,6 +140,6 @@ def write_synced(dir_fd: int, name: str, data: bytes) -> None:
 
 def replace_atomically(dir_fd: int, name: str, tmp_name: str, data: bytes) -> None:
     """Write ``tmp_name``, fsync it, rename it over ``name``, fsync the directory."""
-    write_synced(dir_fd, tmp_name, data)
+    write_synced(dir_fd, tmp_name, [data])
     os.rename(tmp_name, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     os.fsync(dir_fd)

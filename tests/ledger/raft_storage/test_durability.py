@@ -256,3 +256,15 @@ def test_subclass_overrides_every_public_method() -> None:
 
     public = {n for n in vars(MemoryStorage) if not n.startswith("_")}
     assert public <= set(vars(DurableRaftStorage)), public - set(vars(DurableRaftStorage))
+
+
+def test_large_snapshot_round_trips(tmp_path: Path) -> None:
+    d = tmp_path / "r"
+    data = os.urandom(1 << 20)
+    conf = ConfState(voters=frozenset({1, 2, 3}), learners=frozenset({4}))
+    snap = Snapshot(SnapshotMeta(50, 4, conf), data)
+    with DurableRaftStorage(d) as s:
+        s.persist(Ready(snapshot=snap, hard_state=HardState(4, 0, 50)))
+        assert (s.first_index(), s.last_index(), s.term(50)) == (51, 50, 4)
+    with DurableRaftStorage(d) as s:
+        assert s.snapshot() == snap and s.initial_state() == (HardState(4, 0, 50), conf)
