@@ -18,14 +18,20 @@ data. The index is stored so a record read from the wrong place is caught as cor
    entries after it, and one atomic replacement of the state file switches to both (the old
    log and snapshot are then deleted). A crash before that rename leaves the old state
    whole; orphans are removed on open.
-2. the entries: overwriting a conflicting suffix truncates the log, then all entries of
-   the Ready are appended with one write and one fsync (group commit). Truncation never
-   reaches the commit index; a crash between the two steps leaves the old hard state over
-   a log that lost only uncommitted entries the node was discarding anyway.
-3. the hard state, only if it changed: one atomic replacement of the state file. It comes
-   last because its commit index must never name an entry that is not durable. Entries
-   durable under an older term are harmless: a majority already holds the newer term, so
-   the node cannot lead a term at or below it.
+2. the entries: all entries of the Ready are appended with one write and one fsync (group
+   commit). Overwriting a conflicting suffix first truncates it (one more fsync, only on
+   a conflict); truncation never reaches the commit index, so a crash after it leaves the
+   old hard state over a log that lost only uncommitted entries following a conflict,
+   which the node was discarding anyway.
+3. the hard state, only if it changed: one atomic replacement of the state file (temp
+   file, fsync, rename, fsync of the directory). It comes last because its commit index
+   must never name an entry that is not durable. Entries durable under an older term are
+   harmless: a majority already holds the newer term, so the node cannot lead a term at or
+   below it.
+
+``create_snapshot`` and ``compact`` are made durable the same way: a new snapshot file,
+or the new compaction point, takes effect with one atomic replacement of the state file;
+segments below the compaction point are deleted only after it.
 
 So a crash at any point leaves the state after some prefix of these steps, and everything a
 completed ``persist`` made durable survives. Opening the directory truncates a torn log
