@@ -347,6 +347,11 @@ class DurableRaftStorage(MemoryStorage):
             self._closed = True
             self._release()
 
+    def __del__(self) -> None:
+        # A storage dropped without close (a crashed node's) gives back its files and locks.
+        with contextlib.suppress(Exception):
+            self.close()
+
     def _release(self) -> None:
         log = getattr(self, "_log", None)
         if log is not None:

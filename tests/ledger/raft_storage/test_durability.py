@@ -268,3 +268,11 @@ def test_large_snapshot_round_trips(tmp_path: Path) -> None:
         assert (s.first_index(), s.last_index(), s.term(50)) == (51, 50, 4)
     with DurableRaftStorage(d) as s:
         assert s.snapshot() == snap and s.initial_state() == (HardState(4, 0, 50), conf)
+
+
+def test_a_dropped_storage_releases_its_directory(tmp_path: Path) -> None:
+    s = DurableRaftStorage(tmp_path / "r", bootstrap=VOTERS)
+    s.persist(Ready(entries=entries(2, 3), hard_state=HardState(2, 1, 3)))
+    del s  # a crashed node: nothing is flushed or closed explicitly
+    with DurableRaftStorage(tmp_path / "r") as r:
+        assert r.last_index() == 4 and r.hard_state == HardState(2, 1, 3)
