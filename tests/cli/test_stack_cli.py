@@ -266,3 +266,35 @@ def test_export_to_unwritable_place(cli: CliRunner, stack: Path, tmp_path: Path)
         "stack", "export-network", "demo", "--out", str(tmp_path / "no" / "x.json")
     ).error_line()
     assert "cannot write" in line
+
+
+def test_home_that_is_a_file(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("CHARTER_HOME", str(blocker))
+    assert "cannot create a stack" in cli("stack", "init", "demo").error_line()
+    assert "no stack named" in cli("stack", "info", "demo").error_line()
+
+
+def test_failure_midway_leaves_old_stack_and_no_debris(
+    cli: CliRunner, stack: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from charter.cli import stack as stack_cli
+
+    before = (stack / "network.json").read_text()
+    real = stack_cli._create_member
+    calls: list[str] = []
+
+    def flaky(root: Path, name: str, member: str, ports: tuple[int, int, int]) -> Any:
+        calls.append(member)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(root, name, member, ports)
+
+    monkeypatch.setattr(stack_cli, "_create_member", flaky)
+    line = cli("stack", "init", "demo", "--force").error_line()
+    assert "No space left on device" in line
+    assert (stack / "network.json").read_text() == before
+    assert sorted(p.name for p in stack.parent.iterdir()) == ["demo"]

@@ -122,6 +122,9 @@ def member_names(members: int, names: str | None) -> list[str]:
         raise ConfigFieldError(f"--names lists {len(chosen)} names for {members} members")
     for n in chosen:
         check_name(n, "member name")
+        # The member's node is named after it and must be a valid name too.
+        if len(node_name_for(n)) > 63:
+            raise ConfigFieldError(f"member name {n!r} is too long (at most 58 characters)")
     if len(set(chosen)) != len(chosen):
         raise ConfigFieldError("--names lists a name twice")
     return chosen
@@ -132,6 +135,10 @@ def refuse_existing(target: Path, force: bool) -> None:
         raise StackError(
             f"stack {target.name!r} already exists at {target} (use --force to replace it)"
         )
+
+
+def node_name_for(member: str) -> str:
+    return f"{member}-node"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +158,7 @@ def _create_member(root_dir: Path, stack: str, member: str, ports: tuple[int, in
     write_private_key(member_dir / "member.pem", root_key)
     write_public_key(member_dir / "member.pub.pem", root_key.public_key)
 
-    node_name = check_name(f"{member}-node", "node name")
+    node_name = check_name(node_name_for(member), "node name")
     node_dir = member_dir / node_name
     keys_dir = node_dir / "keys"
     node_dir.mkdir(mode=0o700)
@@ -211,9 +218,13 @@ def create_stack(
     chosen = member_names(members, names)
     refuse_existing(target, force)
     parent = stacks_dir()
-    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    staging = parent / f".{name}.{secrets.token_hex(4)}.tmp"
-    staging.mkdir(mode=0o700)
+    try:
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staging = parent / f".{name}.{secrets.token_hex(4)}.tmp"
+        staging.mkdir(mode=0o700)
+    except OSError as exc:
+        raise StackError(f"cannot create a stack in {parent}: {exc.strerror or exc}") from None
+    retired = parent / f".{name}.{secrets.token_hex(4)}.old"
     try:
         built: list[_Built] = []
         for member, member_ports in zip(chosen, ports, strict=True):
@@ -227,14 +238,19 @@ def create_stack(
             [b.node for b in built],
         )
         network.save(staging / NETWORK_FILE)
-        # Node configs were written with paths relative to their directory, so the
-        # staging directory can take its final name.
+        # Node configs hold paths relative to their own directory, so the staging
+        # directory can take its final name; an old stack steps aside first.
         if target.exists():
-            shutil.rmtree(target)
+            target.rename(retired)
         staging.rename(target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if retired.exists() and not target.exists():
+            retired.rename(target)
+        if isinstance(exc, OSError):
+            raise StackError(f"cannot create stack {name!r}: {exc.strerror or exc}") from None
         raise
+    shutil.rmtree(retired, ignore_errors=True)
     return target
 
 
@@ -394,7 +410,10 @@ def list_stacks(
     """The stacks under $CHARTER_HOME/stacks."""
     found: list[dict[str, object]] = []
     root = stacks_dir()
-    entries = sorted(root.iterdir()) if root.is_dir() else []
+    try:
+        entries = sorted(root.iterdir()) if root.is_dir() else []
+    except OSError as exc:
+        raise StackError(f"cannot list {root}: {exc.strerror or exc}") from None
     for directory in entries:
         if directory.name.startswith(".") or not (directory / NETWORK_FILE).is_file():
             continue

@@ -113,7 +113,9 @@ class Fields:
         self._seen: set[str] = set()
 
     def path(self, key: str) -> str:
-        return f"{self._where}.{key}" if self._where else key
+        # A key from the file is shown quoted unless plain, so a message stays one line.
+        shown = key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else repr(key)
+        return f"{self._where}.{shown}" if self._where else shown
 
     def _get(self, key: str, default: object, required: bool) -> object:
         self._seen.add(key)

@@ -50,19 +50,21 @@ NETWORK_FILE_VERSION: Final = 1
 NETWORK_ID_BYTES: Final = 16
 MAX_MEMBERS: Final = 256
 MAX_NODES: Final = 1024
+RAFT_ID_BITS: Final = 53
 ROLE_PATTERN: Final = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _HEX = re.compile(r"[0-9a-f]+")
 
 
 def raft_id_for_key(identity: Ed25519PublicKey) -> int:
-    """A node's Raft id: the first 8 bytes of SHA-256(raw identity key), big-endian,
-    with the top bit cleared (so it fits a signed 64-bit column); 0 becomes 1.
+    """A node's Raft id: the top 53 bits of the first 8 bytes of SHA-256(raw identity key),
+    read big-endian; 0 becomes 1.
 
-    Stable (the same key always gives the same id) and needs no coordination; a
-    collision between two nodes of one network is refused by the loader.
+    Stable (the same key always gives the same id) and needs no coordination. 53 bits
+    keep the id exact in every JSON reader (JavaScript numbers) and in a signed 64-bit
+    SQL column; a collision between two nodes of one network is refused by the loader.
     """
     digest = hashlib.sha256(identity.raw).digest()
-    value = int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
+    value = int.from_bytes(digest[:8], "big") >> (64 - RAFT_ID_BITS)
     return value or 1
 
 
@@ -306,7 +308,7 @@ def _nodes(
                 f"{f.path('identity')}: expected the node's Ed25519 TLS designator "
                 "(52 lowercase base32 characters)"
             ) from None
-        raft_id = f.integer("raft_id", low=1, high=2**63 - 1)
+        raft_id = f.integer("raft_id", low=1, high=2**RAFT_ID_BITS - 1)
         if raft_id != raft_id_for_key(identity):
             raise ConfigConsistencyError(
                 f"{f.path('raft_id')}: {raft_id} is not the id of the node's identity key "

@@ -42,8 +42,8 @@ def test_round_trip(sample: Any, tmp_path: Path) -> None:
 def test_node_facts_follow_from_keys(sample: Any) -> None:
     for node, key in zip(sample.network.nodes, sample.node_keys, strict=True):
         digest = hashlib.sha256(key.public_key.raw).digest()
-        assert node.raft_id == int.from_bytes(digest[:8], "big") & (2**63 - 1)
-        assert 0 < node.raft_id < 2**63
+        assert node.raft_id == int.from_bytes(digest[:8], "big") >> 11
+        assert 0 < node.raft_id < 2**53
         assert node.designator == tls_designator(key.public_key)
         assert len(node.designator) == 52
         assert node.node_id == trust.NodeCert.from_pem(node.cert.pem()).node_id
@@ -56,8 +56,9 @@ def test_raft_ids_distinct_and_stable() -> None:
     assert ids == [raft_id_for_key(k.public_key) for k in keys]
     # Pinned: a change of the derivation would silently renumber every network.
     fixed = Ed25519PrivateKey.from_raw(bytes(32)).public_key
-    expected = int.from_bytes(hashlib.sha256(fixed.raw).digest()[:8], "big") & (2**63 - 1)
+    expected = int.from_bytes(hashlib.sha256(fixed.raw).digest()[:8], "big") >> 11
     assert raft_id_for_key(fixed) == expected
+    assert raft_id_for_key(fixed) == 690249162082666
 
 
 def test_raft_config_and_trusted_nodes(sample: Any, tmp_path: Path) -> None:

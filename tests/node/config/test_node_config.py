@@ -195,3 +195,9 @@ def test_toml_writer_escapes_strings(tmp_path: Path) -> None:
     )
     text = written.to_toml(Path("/"))
     assert tomllib.loads(text)["network_file"] == str(odd / "network.json").lstrip("/")
+
+
+def test_unknown_key_with_newline_stays_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFieldError) as caught:
+        load_node_config(write(tmp_path, MINIMAL.replace("[keys]\n", '[keys]\n"a\\nb" = 1\n')))
+    assert caught.value.message == "keys.'a\\nb': unknown field"
