@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -13,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from charter.crypto.errors import UnsafePermissionsError
 from charter.crypto.keyfile import load_ed25519_private_key, load_p256_private_key
 from charter.identity.attestation import NODE, AttestationChain, verify_chain
 from charter.identity.root import RootIdentity, node_path
 from charter.ledger import trust
-from charter.node.config import load_node_config
-from charter.node.network import load_network, raft_id_for_key, tls_designator
+from charter.node.config import ConfigAttestationError, ConfigConsistencyError, load_node_config
+from charter.node.network import load_network, load_node_keys, raft_id_for_key, tls_designator
 
 CliRunner = Any
 
@@ -298,3 +300,64 @@ def test_failure_midway_leaves_old_stack_and_no_debris(
     assert "No space left on device" in line
     assert (stack / "network.json").read_text() == before
     assert sorted(p.name for p in stack.parent.iterdir()) == ["demo"]
+
+
+def test_node_keys_load_and_match_the_network(stack: Path) -> None:
+    network = load_network(stack / "network.json")
+    for node in network.nodes:
+        config = load_node_config(stack / node.member / node.name / "node.toml")
+        keys = load_node_keys(config, network)
+        assert keys.entry == node
+        assert keys.identity.public_key == node.identity
+        assert keys.ledger.public_key.fingerprint() == node.node_id
+        assert keys.attestation == node.attestation
+
+
+def _config(stack: Path, member: str) -> Any:
+    return load_node_config(stack / member / f"{member}-node" / "node.toml")
+
+
+def test_node_keys_refuse_another_nodes_keys(stack: Path) -> None:
+    network = load_network(stack / "network.json")
+    one, two = _config(stack, "member1"), _config(stack, "member2")
+    swaps = [
+        (
+            "identity",
+            dataclasses.replace(one.keys, identity=two.keys.identity),
+            ConfigConsistencyError,
+            "identity key",
+        ),
+        (
+            "ledger",
+            dataclasses.replace(one.keys, ledger=two.keys.ledger),
+            ConfigConsistencyError,
+            "ledger key",
+        ),
+        (
+            "cert",
+            dataclasses.replace(one.keys, ledger_cert=two.keys.ledger_cert),
+            ConfigConsistencyError,
+            "ledger key",
+        ),
+        (
+            "chain",
+            dataclasses.replace(one.keys, attestation=two.keys.attestation),
+            ConfigAttestationError,
+            "attestation chain",
+        ),
+    ]
+    for _, keys, error, needle in swaps:
+        with pytest.raises(error, match=needle):
+            load_node_keys(dataclasses.replace(one, keys=keys), network)
+    with pytest.raises(ConfigConsistencyError, match="acts for"):
+        load_node_keys(dataclasses.replace(one, member="member2"), network)
+    with pytest.raises(ConfigConsistencyError, match="no node named"):
+        load_node_keys(dataclasses.replace(one, name="ghost"), network)
+
+
+def test_node_keys_refuse_a_readable_key_file(stack: Path) -> None:
+    network = load_network(stack / "network.json")
+    config = _config(stack, "member1")
+    config.keys.identity.chmod(0o644)
+    with pytest.raises(UnsafePermissionsError, match="0600"):
+        load_node_keys(config, network)

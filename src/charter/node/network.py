@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from charter.crypto.keys import Ed25519PublicKey
+from charter.crypto.keyfile import load_ed25519_private_key, load_p256_private_key
+from charter.crypto.keys import Ed25519PrivateKey, Ed25519PublicKey, P256PrivateKey
 from charter.errors import CharterError
 from charter.identity.attestation import NODE, AttestationChain, verify_chain
 from charter.ledger.trust import NodeCert, TrustedNodes
@@ -37,6 +38,7 @@ from charter.node.config import (
     ConfigReadError,
     ConfigVersionError,
     Fields,
+    NodeConfig,
     check_host,
     check_name,
     check_port,
@@ -416,3 +418,53 @@ def _attestation(
             f"{where}: the chain vouches for another key, not the node's identity"
         )
     return chain
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKeys:
+    """A node's own key material, checked against its entry in the network file."""
+
+    entry: NodeEntry
+    identity: Ed25519PrivateKey
+    ledger: P256PrivateKey
+    attestation: AttestationChain
+
+
+def load_node_keys(config: NodeConfig, network: Network) -> NodeKeys:
+    """Load the node's keys and refuse to go on unless they are the ones the network names.
+
+    A node started with another node's config, a stale network file or a replaced key
+    would otherwise fail later, on every peer, as a mysterious authentication error.
+    """
+    entry = network.node(config.name)
+    if entry.member != config.member:
+        raise ConfigConsistencyError(
+            f"node config says {config.name!r} acts for {config.member!r}, "
+            f"the network file says {entry.member!r}"
+        )
+    # Key file errors (missing, mode wider than 0600, wrong type) keep their own
+    # crypto.* and identity.* codes: they say exactly what to fix.
+    identity = load_ed25519_private_key(config.keys.identity)
+    ledger = load_p256_private_key(config.keys.ledger)
+    cert = _ledger_cert(
+        read_limited(config.keys.ledger_cert, "ledger certificate").decode("ascii", "replace"),
+        str(config.keys.ledger_cert),
+    )
+    chain = AttestationChain.load(read_limited(config.keys.attestation, "attestation chain"))
+    if identity.public_key != entry.identity:
+        raise ConfigConsistencyError(
+            f"{config.keys.identity} is not the identity key the network file names for "
+            f"node {config.name!r}"
+        )
+    ledger_id = hashlib.sha256(ledger.public_key.spki_der()).hexdigest()
+    if ledger_id != entry.node_id or cert.node_id != entry.node_id:
+        raise ConfigConsistencyError(
+            f"{config.keys.ledger} and {config.keys.ledger_cert} must hold the ledger key "
+            f"the network file names for node {config.name!r} (node_id {entry.node_id[:16]}...)"
+        )
+    if chain.to_bytes() != entry.attestation.to_bytes():
+        raise ConfigAttestationError(
+            f"{config.keys.attestation} is not the attestation chain the network file holds "
+            f"for node {config.name!r}"
+        )
+    return NodeKeys(entry, identity, ledger, chain)
