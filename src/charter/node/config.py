@@ -25,6 +25,9 @@ MAX_CONFIG_BYTES: Final = 1 << 20
 NAME_PATTERN: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 """Stack, member and node names: a lowercase DNS label, so never a path or option."""
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
 DEFAULT_TICK_MS: Final = 50
 DEFAULT_ELECTION_TICKS: Final = 10
 DEFAULT_HEARTBEAT_TICKS: Final = 1
@@ -97,7 +100,7 @@ def check_host(value: object, where: str) -> str:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        if re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", value) is None:
+        if len(value) > 253 or _HOST_NAME.fullmatch(value) is None:
             raise ConfigFieldError(f"{where}: {value!r} is not a host name or IP address") from None
     return value
 

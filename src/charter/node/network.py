@@ -213,10 +213,20 @@ def load_network(path: Path | str, *, now: int | None = None) -> Network:
     source = Path(path)
     data = read_limited(source, "network file")
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigReadError(f"network file {source} is not valid JSON: {exc}") from None
     return parse_network(doc, now=now)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects as dicts, refusing a repeated key (which one would win is a guess)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ConfigFieldError(f"network file: key {key!r} appears twice in one object")
+        result[key] = value
+    return result
 
 
 def parse_network(doc: object, *, now: int | None = None) -> Network:

@@ -138,6 +138,8 @@ CASES: list[tuple[str, Callable[[Doc], None], type[ConfigError], str]] = [
     ("node raft id wrong", _set("nodes.0.raft_id", 12345), ConfigConsistencyError, "raft_id"),
     ("node transport", _set("nodes.0.location.transport", "tcp"), ConfigFieldError, "transport"),
     ("node host", _set("nodes.0.location.host", "a b"), ConfigFieldError, "location.host"),
+    ("node host dots", _set("nodes.0.location.host", "a..b"), ConfigFieldError, "location.host"),
+    ("node host dash", _set("nodes.0.location.host", "-a.b"), ConfigFieldError, "location.host"),
     ("node port 0", _set("nodes.0.location.port", 0), ConfigFieldError, "location.port"),
     ("node port big", _set("nodes.0.location.port", 70000), ConfigFieldError, "location.port"),
     ("node loc extra", _set("nodes.0.location.path", "/"), ConfigFieldError, "location.path"),
@@ -251,6 +253,7 @@ def test_ledger_cert_must_be_p256(sample: Any) -> None:
         (b"\xff\xfe", "not valid JSON"),
         (b"[]", "expected an object"),
         (b'{"nodes": []}', "charter_network"),
+        (b'{"charter_network": 1, "charter_network": 1}', "appears twice"),
     ],
 )
 def test_unreadable_files(tmp_path: Path, content: bytes, needle: str) -> None:
