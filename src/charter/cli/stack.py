@@ -400,7 +400,7 @@ def info(
             "-" if pid is None else str(pid),
         )
     console.print(table)
-    console.print(f"data directories: {stack_dir(name)}/<member>/<node>/data; ids: --json")
+    console.print(f"ids, keys and data directories: charter stack info {name} --json")
 
 
 @app.command("list")
