@@ -21,6 +21,7 @@ from charter.identity.root import RootIdentity, node_path
 from charter.ledger import trust
 from charter.node.config import ConfigAttestationError, ConfigConsistencyError, load_node_config
 from charter.node.network import load_network, load_node_keys, raft_id_for_key, tls_designator
+from charter.ocapn.netlayer.tls import TlsNetlayer
 
 CliRunner = Any
 
@@ -361,3 +362,14 @@ def test_node_keys_refuse_a_readable_key_file(stack: Path) -> None:
     config.keys.identity.chmod(0o644)
     with pytest.raises(UnsafePermissionsError, match="0600"):
         load_node_keys(config, network)
+
+
+def test_tls_netlayer_of_a_node_presents_its_network_designator(stack: Path) -> None:
+    network = load_network(stack / "network.json")
+    config = _config(stack, "member2")
+    keys = load_node_keys(config, network)
+    layer = TlsNetlayer(keys.identity.to_cryptography(), config.ocapn.host, config.ocapn.port)
+    assert layer.designator == keys.entry.designator
+    location = network.raft_config().peers[keys.entry.raft_id]
+    assert location.designator == layer.designator
+    assert location.hints == {"host": config.ocapn.host, "port": str(config.ocapn.port)}
