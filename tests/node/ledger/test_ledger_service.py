@@ -1,0 +1,254 @@
+"""Three ledger members in one process, over the memory netlayer and over TLS on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from charter.ledger.engine import (
+    Transaction,
+    TxStatus,
+    parse_tx_id,
+    sign_batch,
+    signature_entry,
+)
+from charter.ledger.errors import LedgerError
+from charter.ledger.signatures import SignaturePolicy, sign_signed_root
+from charter.ledger.snapshots import SnapshotPolicy
+from charter.ledger.trust import NodeCert
+from charter.ledger.verify import verify_receipt
+from charter.node.ledger_local import LocalLedgerNetwork, Netlayers
+from charter.node.ledger_service import LedgerHalted, LedgerSettings, NotAvailable
+from charter.node.ledger_submit import INTRODUCE, SubmitRefused, submit_swiss
+from charter.node.raft_transport import Backoff
+from charter.ocapn.locator import SturdyRef
+from charter.ocapn.runtime import PromiseBrokenError, Runtime
+
+SETTINGS = LedgerSettings(
+    signature_policy=SignaturePolicy(every_tx=100, every_ms=50),
+    submit_timeout=10.0,
+    backoff=Backoff(base=0.01, cap=0.2),
+)
+WAIT = 15.0
+
+
+def signer_id(net: LocalLedgerNetwork, nid: int) -> str:
+    return NodeCert.from_x509(net.members[nid].ledger_cert.x509).node_id
+
+
+def flip_bit(data: bytes, at: int) -> bytes:
+    out = bytearray(data)
+    out[at] ^= 0x01
+    return bytes(out)
+
+
+async def write_at_each(net: LocalLedgerNetwork, tag: str) -> dict[int, str]:
+    """One write submitted at each live member, concurrently; their committed tx ids."""
+    live = net.live()
+    async with asyncio.timeout(WAIT):
+        tickets = await asyncio.gather(
+            *(
+                net.service(n).submit([("accounts", f"{tag}-{n}", tag.encode())], wait="committed")
+                for n in live
+            )
+        )
+    for t in tickets:
+        assert t.status is TxStatus.COMMITTED, t
+        assert parse_tx_id(t.tx_id) is not None
+    return {n: t.tx_id for n, t in zip(live, tickets, strict=True)}
+
+
+async def check_network(kind: Netlayers) -> None:
+    async with LocalLedgerNetwork(kind, settings=SETTINGS) as net:
+        leader = await net.elect()
+        followers = [n for n in net.ids if n != leader]
+
+        tx_ids = await write_at_each(net, "first")
+        assert all(net.service(n).forwarded >= 1 for n in followers)
+        assert net.service(leader).forwarded == 0
+        # readable on all three, as committed state
+        await net.until(
+            lambda: all(
+                net.service(m).engine.get_committed("accounts", f"first-{n}") == b"first"
+                for m in net.ids
+                for n in net.ids
+            )
+        )
+        follower = net.service(followers[0])
+        assert await follower.get("accounts", f"first-{leader}", "linearizable") == b"first"
+        assert await follower.get("accounts", "absent", "local") is None
+
+        # receipts from any member verify offline against the members' certificates
+        trusted = net.trusted()
+        for n, tx_id in tx_ids.items():
+            for fmt in ("json", "cose"):
+                receipt = follower.receipt(tx_id, fmt)  # type: ignore[arg-type]
+                verified = verify_receipt(receipt, trusted)
+                assert verified.signer == signer_id(net, leader)
+                with pytest.raises(LedgerError):
+                    verify_receipt(flip_bit(receipt, len(receipt) - 3), trusted)
+            assert net.service(n).status(tx_id) is TxStatus.COMMITTED
+
+        # the leader stops: a new one is elected, writes continue and it signs them
+        await net.stop(leader)
+        new_leader = await net.elect()
+        assert new_leader != leader
+        more = await write_at_each(net, "second")
+        survivor = net.service(net.live()[0])
+        for tx_id in more.values():
+            verified = verify_receipt(survivor.receipt(tx_id, "cose"), trusted)
+            assert verified.signer == signer_id(net, new_leader)
+        summary = net.service(new_leader).summary()
+        assert summary.role == "leader" and summary.leader == new_leader
+        assert summary.signed_upto > 1 and not summary.halted and summary.alarms == 0
+        assert summary.applied_index <= summary.commit_index
+
+
+async def test_three_members_over_memory_netlayer() -> None:
+    await check_network("memory")
+
+
+async def test_three_members_over_tls_on_loopback() -> None:
+    await check_network("tls")
+
+
+async def test_writes_of_one_turn_travel_as_one_signed_batch() -> None:
+    async with LocalLedgerNetwork("memory", settings=SETTINGS) as net:
+        leader = await net.elect()
+        follower = net.service(next(n for n in net.ids if n != leader))
+        before = follower.batches_sent
+        async with asyncio.timeout(WAIT):
+            tickets = await asyncio.gather(
+                *(follower.submit([("t", f"k{i}", b"%d" % i)]) for i in range(50))
+            )
+        assert follower.batches_sent == before + 1
+        seqnos = sorted(parse_tx_id(t.tx_id)[1] for t in tickets)  # type: ignore[index]
+        assert seqnos == list(range(seqnos[0], seqnos[0] + 50))
+        assert all(t.status in (TxStatus.PENDING, TxStatus.COMMITTED) for t in tickets)
+        # without wait=committed they still become Committed once a signature lands
+        await net.until(
+            lambda: all(follower.status(t.tx_id) is TxStatus.COMMITTED for t in tickets)
+        )
+
+
+async def test_a_batch_forged_in_another_members_name_is_invalid_everywhere() -> None:
+    async with LocalLedgerNetwork("memory", settings=SETTINGS) as net:
+        leader = await net.elect()
+        forger = next(n for n in net.ids if n != leader)
+        victim = next(n for n in net.ids if n not in (leader, forger))
+        tx = Transaction.of([("accounts", "stolen", b"yes")])
+        forged = sign_batch(net.members[forger].node_key, net.members[victim].name, 7, [tx])
+        async with asyncio.timeout(WAIT):
+            await net.service(forger).propose_entry(forged)  # forwarded to the leader
+            await net.service(victim).submit([("accounts", "honest", b"1")], wait="committed")
+
+        def invalid_reasons(n: int) -> list[str]:
+            engine = net.service(n).engine
+            out = []
+            for seqno in range(1, engine.last_seqno + 1):
+                tx_id = engine.tx_id(seqno)
+                assert tx_id is not None
+                if engine.status(tx_id) is TxStatus.INVALID:
+                    out.append(engine.invalid_reason(tx_id) or "")
+            return out
+
+        await net.until(lambda: all(invalid_reasons(n) for n in net.ids))
+        for n in net.ids:
+            assert invalid_reasons(n) == ["the batch signature does not verify"]
+            assert net.service(n).engine.get("accounts", "stolen") is None
+
+
+async def test_submit_without_a_quorum_fails_with_a_typed_error() -> None:
+    settings = LedgerSettings(
+        signature_policy=SignaturePolicy(every_tx=100, every_ms=50),
+        submit_timeout=1.0,
+        backoff=Backoff(base=0.01, cap=0.2),
+    )
+    async with LocalLedgerNetwork("memory", settings=settings) as net:
+        leader = await net.elect()
+        alone = next(n for n in net.ids if n != leader)
+        for n in net.ids:
+            if n != alone:
+                await net.stop(n)
+        async with asyncio.timeout(WAIT):
+            with pytest.raises(NotAvailable) as info:
+                await net.service(alone).submit([("t", "k", b"v")], wait="committed")
+            with pytest.raises(NotAvailable):
+                await net.service(alone).get("t", "k", "linearizable")
+        assert info.value.code == "node.ledger.not_available"
+        assert net.service(alone).engine.get("t", "k") is None
+
+
+async def test_only_members_are_introduced_to_the_submit_gate() -> None:
+    async with LocalLedgerNetwork("memory", settings=SETTINGS) as net:
+        await net.elect()
+        # a stranger reaches the gate but is refused: its key is not in the network
+        stranger = Runtime([net.board.netlayer("stranger")])
+        await stranger.start()
+        try:
+            assert net.network is not None
+            loc = net.network.raft.peers[1]
+            gate = await stranger.enliven(SturdyRef(loc, submit_swiss(net.network_id, 1)))
+            with pytest.raises(PromiseBrokenError, match="not a member"):
+                await gate.send(INTRODUCE, _Token())
+        finally:
+            await stranger.close()
+        assert net.service(1)._gate.refused == 1
+        assert SubmitRefused.code == "node.ledger.submit_refused"
+
+
+class _Token:
+    """Any object the stranger exports, to introduce itself with."""
+
+
+async def test_snapshots_follow_the_schedule_and_the_leader_records_evidence() -> None:
+    settings = LedgerSettings(
+        signature_policy=SignaturePolicy(every_tx=10, every_ms=50),
+        snapshot_policy=SnapshotPolicy(every_tx=20),
+        compact_margin=5,
+        backoff=Backoff(base=0.01, cap=0.2),
+    )
+    async with LocalLedgerNetwork("memory", settings=settings) as net:
+        leader = await net.elect()
+        svc = net.service(leader)
+        async with asyncio.timeout(WAIT):
+            for i in range(6):
+                await svc.submit([("t", f"k{i}-{j}", b"v") for j in range(1)], wait="committed")
+                await asyncio.gather(*(svc.submit([("t", f"b{i}-{j}", b"v")]) for j in range(10)))
+        await net.until(
+            lambda: all(net.service(n).driver.storage.snapshot_index() > 0 for n in net.ids)
+        )
+        await net.until(lambda: svc.engine.get_committed("charter.snapshots", "latest") is not None)
+        storage = svc.driver.storage
+        assert storage.first_index() > 1  # compacted behind the snapshot
+        assert storage.snapshot().data.startswith(b"<")
+
+
+async def test_divergence_alarm_stops_writes(caplog: pytest.LogCaptureFixture) -> None:
+    async with LocalLedgerNetwork("memory", settings=SETTINGS) as net:
+        leader = await net.elect()
+        svc = net.service(leader)
+        async with asyncio.timeout(WAIT):
+            await svc.submit([("t", "a", b"1")], wait="committed")
+        # a member signs a root that is not the tree's: every engine raises the alarm
+        member = net.members[leader]
+        bogus = sign_signed_root(
+            member.ledger_key,
+            member.ledger_cert,
+            view=svc.driver.node.term,
+            seqno=svc.engine.last_seqno + 1,
+            root=bytes(32),
+            iat=0,
+        )
+        with caplog.at_level(logging.ERROR, logger="charter.node.ledger_service"):
+            async with asyncio.timeout(WAIT):
+                await svc.propose_entry(signature_entry(bogus))
+            await net.until(lambda: all(net.service(n).engine.halted for n in net.ids))
+        assert all(net.service(n).alarm_count == 1 for n in net.ids)
+        assert any(getattr(r, "event", "") == "ledger.divergence" for r in caplog.records)
+        assert net.service(leader).summary().halted
+        with pytest.raises(LedgerHalted) as info:
+            await svc.submit([("t", "b", b"2")])
+        assert info.value.code == "node.ledger.halted"
