@@ -85,7 +85,12 @@ from charter.ledger.hardstate import (
     replace_atomically,
     write_synced,
 )
-from charter.ledger.segments import DEFAULT_MAX_SEGMENT_BYTES, RecoveryReport, SegmentLog
+from charter.ledger.segments import (
+    DEFAULT_MAX_SEGMENT_BYTES,
+    NAME_DIGITS,
+    RecoveryReport,
+    SegmentLog,
+)
 
 LOCK_NAME = "LOCK"
 DEFAULT_CACHE_ENTRIES = 4096
@@ -493,7 +498,7 @@ class DurableRaftStorage(MemoryStorage):
             )
         with self._guard():
             if first <= last:
-                self._log.truncate_after(first - 1)
+                self._truncate_after(first - 1)
                 self._drop_after(first - 1)
             self._log.append_batch(records)
         self._terms.extend([e.term for e in entries])
@@ -610,6 +615,25 @@ class DurableRaftStorage(MemoryStorage):
             log_seq if log_seq is not None else self._log_seq,
         )
         replace_atomically(self._dir_fd, STATE_NAME, STATE_TMP_NAME, encode_state(rec))
+
+    def _truncate_after(self, index: int) -> None:
+        """Cut the log after ``index``: whole later segments first, then the last one's tail.
+
+        ``SegmentLog.truncate_after`` shortens the last kept segment (and fsyncs it) before
+        it syncs the directory that unlinked the later segments, so a power cut between
+        the two could keep the shortened segment and resurrect a later one: a gap that
+        opening reports as corruption. Cutting at a segment boundary first (unlinks, then
+        the directory sync) and only then inside the segment keeps every crash a prefix.
+        """
+        log = self._log
+        later = [
+            first
+            for first in (int(p.name[:NAME_DIGITS]) for p in log.segment_paths)
+            if first > index
+        ]
+        if later:
+            log.truncate_after(min(later) - 1)
+        log.truncate_after(index)
 
     def _drop_after(self, index: int) -> None:
         """Forget entries above ``index`` in memory, after the log dropped them on disk."""

@@ -242,7 +242,7 @@ def run_prefix(directory: Path, ops: list[tuple[str, Any]], upto: int) -> Durabl
     return s
 
 
-@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("seed", range(20))
 def test_every_crash_point_leaves_a_prefix_state(
     seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -329,7 +329,8 @@ def test_zero_filled_tail_is_cut(tmp_path: Path) -> None:
         assert r.last_index() == 2 and r.entries(2, 3)[0].data == b"x"
 
 
-@pytest.mark.parametrize("seed", range(10))
+# Seed 16 cuts power while an overwrite removes a later segment and shortens the one before.
+@pytest.mark.parametrize("seed", [*range(10), 16])
 def test_power_cut_keeps_only_synced_state_and_it_is_consistent(
     seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

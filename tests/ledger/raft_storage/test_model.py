@@ -186,6 +186,6 @@ class RaftStorageModel(RuleBasedStateMachine):
 
 
 RaftStorageModel.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=35, deadline=None
+    max_examples=120, stateful_step_count=35, deadline=None
 )
 TestRaftStorageModel = RaftStorageModel.TestCase
