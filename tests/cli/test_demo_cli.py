@@ -20,7 +20,14 @@ def test_demo_runs_to_completion(cli: CliRunner) -> None:
     assert "demo complete" in result.out
     for number, (title, _) in enumerate(STEPS, start=1):
         assert f"{number}. {title}" in result.out
-    assert result.out.count("refused") >= 6
+    assert result.out.count("refused") >= 7
+    # the network act: an election, forwarded writes committed, a leader change survived
+    assert "this one process" in result.out
+    assert "leader elected: member-" in result.out
+    assert "new leader elected: member-" in result.out
+    assert result.out.count("Committed") == 5
+    assert "forwarded to the leader" in result.out
+    assert "verified offline" in result.out
 
 
 def test_demo_step_that_sees_no_refusal_fails(tmp_path: Path) -> None:

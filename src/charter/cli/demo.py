@@ -7,6 +7,7 @@ also an end-to-end smoke test. Later layers append their steps to ``STEPS``.
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import tempfile
 from collections.abc import Callable
@@ -37,6 +38,13 @@ from charter.identity.errors import (
     AttestationRootError,
 )
 from charter.identity.root import ROOT_PATH, RootIdentity, device_path, node_path
+from charter.ledger.engine import TxStatus
+from charter.ledger.errors import LedgerError
+from charter.ledger.signatures import SignaturePolicy
+from charter.ledger.trust import NodeCert
+from charter.ledger.verify import verify_receipt
+from charter.node.ledger_local import LocalLedgerNetwork
+from charter.node.ledger_service import LedgerSettings, SubmitTicket
 
 _T = TypeVar("_T")
 
@@ -224,6 +232,103 @@ def step_certificate(ctx: DemoContext) -> None:
     ctx.ok("its public key is the node key (what TLS peers will pin)")
 
 
+NETWORK_SECONDS = 25.0
+"""The network act's bound: it fails with a typed error rather than hang."""
+
+
+def step_network(ctx: DemoContext) -> None:
+    try:
+        asyncio.run(_network_act(ctx))
+    except TimeoutError:
+        raise DemoError(f"the network act did not finish within {NETWORK_SECONDS:g} s") from None
+
+
+async def _network_act(ctx: DemoContext) -> None:
+    ctx.info("at this stage the three members run in this one process: each has")
+    ctx.info("its own keys, OCapN runtime and Raft log, and they talk only over TLS")
+    ctx.info("on loopback. Separate node processes come with `charter node run`")
+    ctx.info("and `charter stack up`.")
+    keys: dict[int, Ed25519PrivateKey] = {}
+    for nid in (1, 2, 3):
+        identity, _ = RootIdentity.generate()  # each member's own fresh 24 words
+        keys[nid] = identity.derive(node_path(0))
+    settings = LedgerSettings(signature_policy=SignaturePolicy(every_tx=100, every_ms=100))
+    async with asyncio.timeout(NETWORK_SECONDS):
+        async with LocalLedgerNetwork("tls", settings=settings, node_keys=keys) as net:
+            for m in net.members.values():
+                loc = m.runtime.location()
+                hints = loc.hints_dict()
+                ctx.info(
+                    f"{m.name} at {hints.get('host')}:{hints.get('port')}, "
+                    f"pinned key {loc.designator[:16]}..."
+                )
+            leader = await net.elect()
+            term = net.service(leader).summary().term
+            ctx.ok(f"leader elected: {net.members[leader].name} (term {term})")
+
+            tickets = await _write_from_each(net, "hello")
+            for nid, ticket in tickets.items():
+                via = "" if nid == leader else " (forwarded to the leader)"
+                ctx.ok(
+                    f"write from {net.members[nid].name}: tx {ticket.tx_id} {ticket.status}{via}"
+                )
+
+            follower = next(n for n in net.ids if n != leader)
+            tx_id = tickets[follower].tx_id
+            receipt = net.service(follower).receipt(tx_id, "cose")
+            path = ctx.workdir / "receipt.cose"
+            path.write_bytes(receipt)
+            verified = verify_receipt(path.read_bytes(), net.trusted())
+            if verified.signer != _ledger_node_id(net, leader):
+                raise DemoError("the receipt was not signed by the leader's ledger key")
+            ctx.ok(
+                f"receipt for {tx_id}: {len(receipt)}-byte COSE_Sign1, verified offline "
+                f"against the members' certificates (signer {verified.signer[:12]}...)"
+            )
+            damaged = bytearray(receipt)
+            damaged[len(damaged) - 3] ^= 0x01
+            ctx.expect_refusal(
+                "receipt with one flipped bit",
+                LedgerError,
+                lambda: verify_receipt(bytes(damaged), net.trusted()),
+            )
+
+            await net.stop(leader)
+            ctx.info(f"{net.members[leader].name} (the leader) stopped")
+            new_leader = await net.elect()
+            term = net.service(new_leader).summary().term
+            ctx.ok(f"new leader elected: {net.members[new_leader].name} (term {term})")
+            more = await _write_from_each(net, "again")
+            for nid, ticket in more.items():
+                ctx.ok(f"write from {net.members[nid].name}: tx {ticket.tx_id} {ticket.status}")
+            last = next(iter(more.values())).tx_id
+            signed = verify_receipt(net.service(new_leader).receipt(last), net.trusted())
+            if signed.signer != _ledger_node_id(net, new_leader):
+                raise DemoError("the new leader did not sign the new writes")
+            ctx.ok(f"the new leader signed them; {last}'s JSON receipt verifies")
+
+
+async def _write_from_each(net: LocalLedgerNetwork, tag: str) -> dict[int, SubmitTicket]:
+    live = net.live()
+    tickets = await asyncio.gather(
+        *(
+            net.service(n).submit(
+                [("greetings", f"{tag}-{n}", f"{tag} from member {n}".encode())],
+                wait="committed",
+            )
+            for n in live
+        )
+    )
+    for ticket in tickets:
+        if ticket.status is not TxStatus.COMMITTED:
+            raise DemoError(f"tx {ticket.tx_id} is {ticket.status}: {ticket.reason}")
+    return dict(zip(live, tickets, strict=True))
+
+
+def _ledger_node_id(net: LocalLedgerNetwork, nid: int) -> str:
+    return NodeCert.from_x509(net.members[nid].ledger_cert.x509).node_id
+
+
 Step = tuple[str, Callable[[DemoContext], None]]
 
 STEPS: list[Step] = [
@@ -236,6 +341,7 @@ STEPS: list[Step] = [
     ("Revocation by epoch", step_revoke),
     ("Passphrase-protected key file", step_key_file),
     ("Self-signed certificate for the node key", step_certificate),
+    ("A three-member network", step_network),
 ]
 
 

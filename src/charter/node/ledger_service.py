@@ -412,11 +412,22 @@ class LedgerService:
         if not isinstance(tx, Transaction):
             tx = Transaction.of(tx)
         p = self.enqueue(tx)
-        tx_id = await p.accepted
+        limit = self.settings.submit_timeout
+        try:
+            # _deliver gives up within the timeout; the margin covers applying here after
+            async with asyncio.timeout(limit * 2):
+                tx_id = await p.accepted
+        except TimeoutError:
+            raise NotAvailable(f"the batch was not applied here within {2 * limit:g} s") from None
         if wait == "accepted":
             p.final.cancel()
             return SubmitTicket(tx_id, self.engine.status(tx_id), self.engine.invalid_reason(tx_id))
-        return await p.final
+        try:
+            async with asyncio.timeout(limit):
+                return await p.final
+        except TimeoutError:
+            self._finals.pop(tx_id, None)
+            raise NotAvailable(f"{tx_id} was not signed within {limit:g} s") from None
 
     def enqueue(self, tx: Transaction) -> _Pending:
         """Queue ``tx`` for this turn's batch; await the returned futures."""
