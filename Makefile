@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SEEDS  ?= 100000
+JOBS   ?= 0
 
-.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine sim clean
+.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine sim coverage-consensus clean
 
 venv: $(STAMP)
 
@@ -56,7 +57,10 @@ bench-engine: venv
 	$(PY) bench/bench_engine.py
 
 sim: venv
-	$(PY) -m charter.consensus.sim --seeds $(SEEDS)
+	$(PY) -m charter.consensus.sim --seeds $(SEEDS) --jobs $(JOBS)
+
+coverage-consensus: venv
+	$(PY) -m pytest -q tests/consensus --cov=charter.consensus --cov-branch --cov-report=term --cov-fail-under=95
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
