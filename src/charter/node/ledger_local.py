@@ -48,7 +48,7 @@ class LocalMember:
     ledger_key: P256PrivateKey
     ledger_cert: Certificate
     runtime: Runtime
-    service: LedgerService
+    service: LedgerService | None
     task: asyncio.Task[None] | None = None
 
     @property
@@ -85,21 +85,12 @@ class LocalLedgerNetwork:
         self._tg: asyncio.TaskGroup | None = None
 
     async def __aenter__(self) -> LocalLedgerNetwork:
-        board = self.board
         keys = {nid: self._keys.get(nid) or Ed25519PrivateKey.generate() for nid in self.ids}
         runtimes: dict[int, Runtime] = {}
         await self._stack.__aenter__()
         try:
             for nid in self.ids:
-                nl: Netlayer
-                if self.netlayers == "tls":
-                    nl = TlsNetlayer(keys[nid].to_cryptography(), "127.0.0.1", 0)
-                else:
-                    nl = board.netlayer(f"node-{nid}")
-                rt = Runtime([nl])
-                self._stack.push_async_callback(rt.close)
-                await rt.start()
-                runtimes[nid] = rt
+                runtimes[nid] = await self._start_runtime(nid, keys[nid], port=0)
             ledger_keys = {nid: P256PrivateKey.generate() for nid in self.ids}
             certs = {
                 nid: self_signed_certificate(k, common_name=f"charter ledger node {nid}")
@@ -118,34 +109,49 @@ class LocalLedgerNetwork:
             )
             voters = ConfState(frozenset(self.ids))
             for nid in self.ids:
-                service = LedgerService(
-                    runtimes[nid],
-                    network,
-                    nid,
-                    batch_key=keys[nid],
-                    ledger_key=ledger_keys[nid],
-                    ledger_cert=certs[nid],
-                    storage=MemoryStorage.bootstrap(voters),
-                    rng=random.Random(self._seed * 1000 + nid),
-                    settings=self.settings,
-                )
-                self.members[nid] = LocalMember(
+                self.members[nid] = m = LocalMember(
                     nid,
                     network.members[nid].name,
                     keys[nid],
                     ledger_keys[nid],
                     certs[nid],
                     runtimes[nid],
-                    service,
+                    None,
                 )
+                m.service = self._service(m, MemoryStorage.bootstrap(voters))
             self._tg = await self._stack.enter_async_context(asyncio.TaskGroup())
             self._stack.callback(self._cancel_all)
-            for m in self.members.values():
-                m.task = self._tg.create_task(m.service.run())
+            for nid in self.ids:
+                self.members[nid].task = self._tg.create_task(self.service(nid).run())
         except BaseException:
             await self._stack.aclose()
             raise
         return self
+
+    async def _start_runtime(self, nid: int, key: Ed25519PrivateKey, *, port: int) -> Runtime:
+        nl: Netlayer
+        if self.netlayers == "tls":
+            nl = TlsNetlayer(key.to_cryptography(), "127.0.0.1", port)
+        else:
+            nl = self.board.netlayer(f"node-{nid}")
+        rt = Runtime([nl])
+        self._stack.push_async_callback(rt.close)
+        await rt.start()
+        return rt
+
+    def _service(self, m: LocalMember, storage: MemoryStorage) -> LedgerService:
+        assert self.network is not None
+        return LedgerService(
+            m.runtime,
+            self.network,
+            m.node_id,
+            batch_key=m.node_key,
+            ledger_key=m.ledger_key,
+            ledger_cert=m.ledger_cert,
+            storage=storage,
+            rng=random.Random(self._seed * 1000 + m.node_id),
+            settings=self.settings,
+        )
 
     async def __aexit__(
         self,
@@ -164,7 +170,9 @@ class LocalLedgerNetwork:
     # -- inspection and control ------------------------------------------------------------
 
     def service(self, nid: int) -> LedgerService:
-        return self.members[nid].service
+        service = self.members[nid].service
+        assert service is not None
+        return service
 
     def live(self) -> list[int]:
         return [nid for nid, m in self.members.items() if m.running]
@@ -208,3 +216,15 @@ class LocalLedgerNetwork:
             with contextlib.suppress(asyncio.CancelledError):
                 await m.task
         await m.runtime.close()
+
+    async def restart(self, nid: int) -> None:
+        """Start a stopped member again at its address, with its Raft storage as it was
+        (its engine starts from that storage's snapshot and catches up from its peers)."""
+        m = self.members[nid]
+        if m.running or self._tg is None or self.network is None:
+            raise NotAvailable(f"member {nid} is running, or the network is not")
+        port = int(self.network.raft.peers[nid].hints_dict().get("port", 0))
+        storage = self.service(nid).driver.storage
+        m.runtime = await self._start_runtime(nid, m.node_key, port=port)
+        m.service = self._service(m, storage)
+        m.task = self._tg.create_task(m.service.run())

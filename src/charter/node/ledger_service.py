@@ -291,15 +291,17 @@ class LedgerService:
         finally:
             self._tg = None
             self.runtime.unregister(self._swiss)
-            stopped = NotAvailable(f"node {self.node_id} stopped")
-            for pending in [*self._queue, *self._finals.values()]:
-                pending.fail(stopped)
-            for batch in self._batches.values():
-                for pending in batch:
-                    pending.fail(stopped)
-            self._queue.clear()
-            self._finals.clear()
-            self._batches.clear()
+            self._fail_all(NotAvailable(f"node {self.node_id} stopped"))
+
+    def _fail_all(self, exc: CharterError) -> None:
+        for pending in [*self._queue, *self._finals.values()]:
+            pending.fail(exc)
+        for batch in self._batches.values():
+            for pending in batch:
+                pending.fail(exc)
+        self._queue.clear()
+        self._finals.clear()
+        self._batches.clear()
 
     # -- apply side (called by the driver for each committed entry) ----------------------
 
@@ -362,11 +364,7 @@ class LedgerService:
                 "computed_root": alarm.computed_root.hex(),
             },
         )
-        halted = LedgerHalted(f"node {self.node_id} halted on a divergence alarm")
-        for p in [*self._finals.values(), *self._queue]:
-            p.fail(halted)
-        self._finals.clear()
-        self._queue.clear()
+        self._fail_all(LedgerHalted(f"node {self.node_id} halted on a divergence alarm"))
 
     def _restore(self, snap: Snapshot) -> None:
         if snap.data:
@@ -396,9 +394,10 @@ class LedgerService:
 
     async def _propose_quietly(self, entry: bytes, what: str) -> None:
         try:
-            await self.member.driver.propose(entry)
-        except ConsensusError as exc:
-            log.info("node %d: %s not proposed: %s", self.node_id, what, exc)
+            async with asyncio.timeout(self.settings.submit_timeout):
+                await self.member.driver.propose(entry)
+        except (ConsensusError, TimeoutError) as exc:
+            log.info("node %d: %s not committed: %r", self.node_id, what, exc)
 
     # -- writes ------------------------------------------------------------------------
 
@@ -472,40 +471,37 @@ class LedgerService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.submit_timeout
         reason = "no leader"
-        try:
-            for _ in range(self.settings.max_attempts):
-                if key not in self._batches:
-                    return  # applied meanwhile (an earlier attempt got through)
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    async with asyncio.timeout(remaining):
-                        leader = await self._await_leader()
-                        if leader == self.node_id:
-                            await self.member.driver.propose(entry)
-                        else:
-                            reply = await self._forward(leader, entry)
-                            if reply[0] != OK:
-                                reason = f"node {leader} answered {reply[0]}"
-                                await self._changed_leader(leader)
-                                continue
-                    return
-                except TimeoutError:
-                    reason = "no leader with a quorum within the timeout"
-                    break
-                except (NotLeader, ProposalDropped, TransferInProgress) as exc:
-                    reason = exc.message
-                except DriverStopped as exc:
-                    reason = exc.message
-                    break
-                except (CharterError, OSError) as exc:
-                    # the leader went away mid-call (promise broken, session closed)
-                    reason = str(exc)
-                    self._facets.clear()
-                await self._pause(deadline)
-        except asyncio.CancelledError:
-            raise
+        for _ in range(self.settings.max_attempts):
+            if key not in self._batches:
+                return  # applied meanwhile (an earlier attempt got through)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    leader = await self._await_leader()
+                    if leader == self.node_id:
+                        await self.member.driver.propose(entry)
+                    else:
+                        reply = await self._forward(leader, entry)
+                        if reply[0] != OK:
+                            reason = f"node {leader} answered {reply[0]}"
+                            await self._changed_leader(leader)
+                            continue
+                return
+            except TimeoutError:
+                reason = "no leader with a quorum within the timeout"
+                break
+            except (NotLeader, ProposalDropped, TransferInProgress) as exc:
+                reason = exc.message
+            except DriverStopped as exc:
+                reason = exc.message
+                break
+            except (CharterError, OSError) as exc:
+                # the leader went away mid-call (promise broken, session closed)
+                reason = str(exc)
+                self._facets.clear()
+            await self._pause(deadline)
         batch = self._batches.pop(key, None)
         if batch is not None:
             exc2 = NotAvailable(f"{reason} (after {self.settings.submit_timeout:g} s)")
@@ -588,11 +584,14 @@ class LedgerService:
         if self.engine.halted:
             return [BUSY, "halted"]
         try:
-            index = await self.member.driver.propose(entry)
+            async with asyncio.timeout(self.settings.submit_timeout):
+                index = await self.member.driver.propose(entry)
         except NotLeader as exc:
             return [NOT_LEADER, exc.leader_id or 0]
         except ConsensusError as exc:
             return [BUSY, exc.message]
+        except TimeoutError:
+            return [BUSY, "not committed within the timeout"]
         return [OK, index]
 
     # -- signatures --------------------------------------------------------------------

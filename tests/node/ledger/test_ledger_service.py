@@ -203,7 +203,7 @@ class _Token:
     """Any object the stranger exports, to introduce itself with."""
 
 
-async def test_snapshots_follow_the_schedule_and_the_leader_records_evidence() -> None:
+async def test_snapshots_compact_the_log_and_bring_a_stopped_member_back() -> None:
     settings = LedgerSettings(
         signature_policy=SignaturePolicy(every_tx=10, every_ms=50),
         snapshot_policy=SnapshotPolicy(every_tx=20),
@@ -213,17 +213,31 @@ async def test_snapshots_follow_the_schedule_and_the_leader_records_evidence() -
     async with LocalLedgerNetwork("memory", settings=settings) as net:
         leader = await net.elect()
         svc = net.service(leader)
+        lag = next(n for n in net.ids if n != leader)
+        async with asyncio.timeout(WAIT):
+            await svc.submit([("t", "early", b"1")], wait="committed")
+        await net.until(lambda: net.service(lag).engine.get("t", "early") == b"1")
+        await net.stop(lag)
         async with asyncio.timeout(WAIT):
             for i in range(6):
-                await svc.submit([("t", f"k{i}-{j}", b"v") for j in range(1)], wait="committed")
-                await asyncio.gather(*(svc.submit([("t", f"b{i}-{j}", b"v")]) for j in range(10)))
-        await net.until(
-            lambda: all(net.service(n).driver.storage.snapshot_index() > 0 for n in net.ids)
-        )
+                await asyncio.gather(*(svc.submit([("t", f"k{i}-{j}", b"v")]) for j in range(10)))
+            await svc.submit([("t", "late", b"2")], wait="committed")
         await net.until(lambda: svc.engine.get_committed("charter.snapshots", "latest") is not None)
         storage = svc.driver.storage
-        assert storage.first_index() > 1  # compacted behind the snapshot
-        assert storage.snapshot().data.startswith(b"<")
+        assert storage.snapshot_index() > 0
+        assert storage.first_index() > net.service(lag).driver.applied_index + 1  # compacted
+
+        # the stopped member comes back: the log it missed is gone, so it gets a snapshot
+        await net.restart(lag)
+        back = net.service(lag)
+        await net.until(lambda: back.engine.get("t", "late") == b"2")
+        assert back.engine.get("t", "k5-9") == b"v"
+        assert back.driver.storage.snapshot_index() > 1  # restored from the leader's snapshot
+        async with asyncio.timeout(WAIT):
+            ticket = await back.submit([("t", "after", b"3")], wait="committed")
+        assert ticket.status is TxStatus.COMMITTED
+        await net.until(lambda: back.engine.root() == svc.engine.root())
+        verify_receipt(back.receipt(ticket.tx_id), net.trusted())
 
 
 async def test_divergence_alarm_stops_writes(caplog: pytest.LogCaptureFixture) -> None:
