@@ -374,6 +374,10 @@ class SegmentLog:
             seg.close()
             os.unlink(seg.path)
             removed = True
+        # The unlinks must be durable before the kept segment shrinks: otherwise a power
+        # cut could keep the shorter segment yet bring a removed later one back, a gap.
+        if removed:
+            self._sync_directory()
         if self._segments:
             seg = self._segments[-1]
             keep = index - seg.first + 1
@@ -386,8 +390,6 @@ class SegmentLog:
                 seg.size = new_size
             elif not seg.committed:
                 self._open_for_write(seg)
-        if removed:
-            self._sync_directory()
         self._next_index = index + 1
 
     def mark_committed(self, index: int) -> None:
