@@ -8,4 +8,8 @@
 - ``receipts`` / ``cose_receipts``: CCF's JSON and COSE receipt forms, build and verify.
 - ``trust``: the node certificates a verifier trusts; ``verify``: either form from bytes.
 - ``issue``: receipts for a transaction from the tree and the signature covering it.
+- ``raft_storage`` / ``hardstate``: Raft's durable state (entries on segments, an atomically
+  replaced state file, snapshot files), with ``MemoryStorage``'s interface.
+- ``engine``: the deterministic state machine over the committed log: signed batches,
+  key-value tables, statuses, signature checks and divergence alarms.
 """
