@@ -410,7 +410,7 @@ class LedgerService:
         """Submit one transaction; see the module notes for what ``wait`` waits for."""
         if not isinstance(tx, Transaction):
             tx = Transaction.of(tx)
-        p = self.enqueue(tx)
+        p = self._enqueue(tx)
         limit = self.settings.submit_timeout
         try:
             # _deliver gives up within the timeout; the margin covers applying here after
@@ -428,7 +428,7 @@ class LedgerService:
             self._finals.pop(tx_id, None)
             raise NotAvailable(f"{tx_id} was not signed within {limit:g} s") from None
 
-    def enqueue(self, tx: Transaction) -> _Pending:
+    def _enqueue(self, tx: Transaction) -> _Pending:
         """Queue ``tx`` for this turn's batch; await the returned futures."""
         if self.engine.halted:
             raise LedgerHalted(f"node {self.node_id} halted on a divergence alarm")
@@ -611,7 +611,8 @@ class LedgerService:
                 pass
             self._signature_wake.clear()
             now = loop.time()
-            elapsed_ms, last = int((now - last) * 1000), now
+            elapsed_ms = int((now - last) * 1000)
+            last += elapsed_ms / 1000  # the fraction of a millisecond counts next time
             engine = self.engine
             if not self._is_leader() or engine.halted:
                 continue

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 import pytest
 
+from charter.consensus.storage import MemoryStorage
 from charter.ledger.engine import (
     Transaction,
     TxStatus,
@@ -20,7 +22,14 @@ from charter.ledger.snapshots import SnapshotPolicy
 from charter.ledger.trust import NodeCert
 from charter.ledger.verify import verify_receipt
 from charter.node.ledger_local import LocalLedgerNetwork, Netlayers
-from charter.node.ledger_service import LedgerHalted, LedgerSettings, NotAvailable
+from charter.node.ledger_service import (
+    LedgerHalted,
+    LedgerNetwork,
+    LedgerService,
+    LedgerServiceError,
+    LedgerSettings,
+    NotAvailable,
+)
 from charter.node.ledger_submit import INTRODUCE, SubmitRefused, submit_swiss
 from charter.node.raft_transport import Backoff
 from charter.ocapn.locator import SturdyRef
@@ -266,3 +275,38 @@ async def test_divergence_alarm_stops_writes(caplog: pytest.LogCaptureFixture) -
         with pytest.raises(LedgerHalted) as info:
             await svc.submit([("t", "b", b"2")])
         assert info.value.code == "node.ledger.halted"
+
+
+async def test_configuration_mistakes_are_refused_up_front() -> None:
+    async with LocalLedgerNetwork("memory", settings=SETTINGS) as net:
+        network = net.network
+        assert network is not None
+        m1, m2 = net.members[1], net.members[2]
+        with pytest.raises(LedgerServiceError):
+            LedgerNetwork(network.raft, network.secret, {1: network.members[1]})
+        with pytest.raises(LedgerServiceError):
+            LedgerService(
+                m1.runtime,
+                network,
+                1,
+                batch_key=m2.node_key,  # not the key the network lists for member 1
+                ledger_key=m1.ledger_key,
+                ledger_cert=m1.ledger_cert,
+                storage=MemoryStorage(),
+                rng=random.Random(1),
+            )
+        idle = LedgerService(
+            m1.runtime,
+            network,
+            1,
+            batch_key=m1.node_key,
+            ledger_key=m1.ledger_key,
+            ledger_cert=m1.ledger_cert,
+            storage=MemoryStorage(),
+            rng=random.Random(1),
+        )
+        with pytest.raises(NotAvailable, match="not running"):
+            await idle.submit([("t", "k", b"v")])
+        assert idle.status("1.1") is TxStatus.UNKNOWN
+        summary = idle.summary()
+        assert summary.name == "member-1" and summary.leader is None and not summary.halted
