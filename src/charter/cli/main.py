@@ -21,13 +21,14 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-apps live in their own modules so each area owns its commands.
-    from charter.cli import demo, identity, keys, ocapn, receipt, stack
+    from charter.cli import demo, identity, keys, node, ocapn, receipt, stack
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(identity.app, name="identity")
     app.add_typer(ocapn.app, name="ocapn")
     app.add_typer(receipt.app, name="receipt")
     app.add_typer(stack.app, name="stack")
+    app.add_typer(node.app, name="node")
     app.command("demo")(demo.demo)
 
 

@@ -1,0 +1,1 @@
+"""The node's REST API: FastAPI app, routes, problem+json errors."""
