@@ -21,6 +21,10 @@ A thin asyncio shell; every decision that can be pure lives in ``charter.ledger.
   the snapshot evidence so that a later signature covers it.
 - **Divergence.** A signed root that differs from ours halts the engine; the service
   logs the alarm with structured fields, counts it, and refuses writes (``LedgerHalted``).
+
+Batch sequence numbers start from the wall clock in microseconds, so they keep rising
+across restarts as the engine's replay check needs (a clock set back by more than the
+engine's replay window would make a restarted node's first batches Invalid).
 """
 
 from __future__ import annotations
@@ -147,6 +151,8 @@ class LedgerNetwork:
 
 @dataclass(frozen=True)
 class LedgerSettings:
+    """Tunables of one node's ledger service (the engine's policies among them)."""
+
     signature_policy: SignaturePolicy = field(default_factory=SignaturePolicy)
     snapshot_policy: SnapshotPolicy = field(default_factory=SnapshotPolicy)
     max_batch_txs: int = 1000
@@ -173,6 +179,8 @@ class SubmitTicket:
 
 @dataclass(frozen=True, slots=True)
 class LedgerStatus:
+    """The node's ledger at a glance, as the REST API's status endpoint will serve it."""
+
     node_id: int
     name: str
     role: str
@@ -187,6 +195,8 @@ class LedgerStatus:
 
 
 class _Pending:
+    """One submitted transaction: applied here (``accepted``), then signed or rejected."""
+
     __slots__ = ("accepted", "final", "tx", "tx_id")
 
     def __init__(self, tx: Transaction, loop: asyncio.AbstractEventLoop) -> None:
