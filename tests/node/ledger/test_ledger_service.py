@@ -310,3 +310,23 @@ async def test_configuration_mistakes_are_refused_up_front() -> None:
         assert idle.status("1.1") is TxStatus.UNKNOWN
         summary = idle.summary()
         assert summary.name == "member-1" and summary.leader is None and not summary.halted
+
+
+async def test_writes_in_flight_across_a_leader_change_commit_once() -> None:
+    async with LocalLedgerNetwork("memory", settings=SETTINGS) as net:
+        leader = await net.elect()
+        follower = net.service(next(n for n in net.ids if n != leader))
+        writes = [
+            asyncio.create_task(follower.submit([("t", f"k{i}", b"v")], wait="committed"))
+            for i in range(20)
+        ]
+        await net.until(lambda: follower.forwarded >= 1)  # on its way to the leader
+        await net.stop(leader)
+        async with asyncio.timeout(WAIT):
+            tickets = await asyncio.gather(*writes)
+        assert all(t.status is TxStatus.COMMITTED for t in tickets)
+        assert len({t.tx_id for t in tickets}) == 20
+        engine = follower.engine
+        committed_seqnos = [parse_tx_id(t.tx_id)[1] for t in tickets]  # type: ignore[index]
+        assert all(engine.view_of(s) is not None for s in committed_seqnos)
+        assert sorted(k for k, _ in engine.items("t")) == sorted(f"k{i}" for i in range(20))
