@@ -1,0 +1,334 @@
+"""The node's REST API: ledger tables, transactions, receipts, status, health, metrics.
+
+Values are JSON: a PUT body is parsed and stored as its canonical JSON bytes (keys
+sorted, no insignificant whitespace, UTF-8, no NaN or infinities), so two members
+writing equal documents write equal bytes; a GET answers those bytes as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import FastAPI, Query, Request
+from starlette.responses import JSONResponse, Response
+
+from charter.api.info import NodeInfo
+from charter.api.problems import Problem, install_problem_handlers, problem_response
+from charter.errors import CharterError
+from charter.ledger.engine import TxStatus
+from charter.ledger.engine.engine import parse_tx_id
+from charter.ledger.engine.errors import ReceiptUnavailableError
+from charter.ledger.engine.tx import MAX_KEY_BYTES, MAX_TABLE_BYTES, RESERVED_PREFIX, check_name
+from charter.node.ledger_service import LedgerService, SubmitTicket
+from charter.ops.metrics import CONTENT_TYPE, NodeMetrics
+from charter.ops.probe import peer_ids
+
+__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_REQUEST_TIMEOUT", "create_app"]
+
+DEFAULT_MAX_BODY = 1024 * 1024
+"""Largest PUT body accepted, in bytes (413 beyond)."""
+DEFAULT_REQUEST_TIMEOUT = 30.0
+"""Longest a request may wait on the ledger before a 504."""
+
+COSE = "application/cose"
+T = TypeVar("T")
+WaitParam = Literal["accepted", "committed"]
+ConsistencyParam = Literal["local", "committed", "linearizable"]
+
+WAIT_DOC = "accepted: applied at this node (status Pending); committed: covered by a signature"
+CONSISTENCY_DOC = (
+    "local: applied here; committed: as of the last signature; "
+    "linearizable: after catching up with the leader's commit index"
+)
+
+access_log = logging.getLogger("charter.api.access")
+log = logging.getLogger("charter.api")
+
+
+def create_app(
+    service: LedgerService,
+    info: NodeInfo,
+    metrics: NodeMetrics,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+) -> FastAPI:
+    """The node's ASGI app; the caller serves it (uvicorn) in the service's event loop."""
+    app = FastAPI(
+        title=f"Charter node {info.name}",
+        version=info.version,
+        description="The REST API of one Charter node. Errors are application/problem+json.",
+        docs_url="/api",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    install_problem_handlers(app)
+    _install_access_log(app)
+
+    async def bounded(work: Awaitable[T], what: str) -> T:
+        try:
+            async with asyncio.timeout(request_timeout):
+                return await work
+        except TimeoutError:
+            raise Problem(
+                504, "api.timeout", f"{what} took longer than {request_timeout:g} s"
+            ) from None
+
+    async def write(table: str, key: str, value: bytes | None, wait: WaitParam) -> dict[str, str]:
+        started = time.perf_counter()
+        ticket: SubmitTicket = await bounded(
+            service.submit([(table, key, value)], wait=wait), "the write"
+        )
+        if wait == "committed" and ticket.status is TxStatus.COMMITTED:
+            metrics.observe_commit_latency(time.perf_counter() - started)
+        answer = {"tx_id": ticket.tx_id, "status": ticket.status.value}
+        if ticket.reason is not None:
+            answer["reason"] = ticket.reason
+        return answer
+
+    # -- tables -------------------------------------------------------------------------
+
+    @app.put(
+        "/api/v1/tables/{table}/{key:path}",
+        tags=["tables"],
+        summary="Write a JSON value (stored as canonical JSON bytes)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {}}},
+            }
+        },
+    )
+    async def put_value(
+        table: str,
+        key: str,
+        request: Request,
+        wait: Annotated[WaitParam, Query(description=WAIT_DOC)] = "accepted",
+    ) -> dict[str, str]:
+        _check_names(table, key)
+        body = await _read_body(request, max_body)
+        return await write(table, key, canonical_json(body), wait)
+
+    @app.get(
+        "/api/v1/tables/{table}/{key:path}",
+        tags=["tables"],
+        summary="Read the stored JSON value",
+        responses={200: {"content": {"application/json": {}}}},
+    )
+    async def get_value(
+        table: str,
+        key: str,
+        consistency: Annotated[ConsistencyParam, Query(description=CONSISTENCY_DOC)] = "committed",
+    ) -> Response:
+        _check_names(table, key, reserved_ok=True)
+        value = await bounded(service.get(table, key, consistency), "the read")
+        if value is None:
+            raise Problem(404, "api.not_found", f"no value at {table}/{key} ({consistency})")
+        return Response(value, media_type="application/json")
+
+    @app.delete("/api/v1/tables/{table}/{key:path}", tags=["tables"], summary="Delete a key")
+    async def delete_value(
+        table: str,
+        key: str,
+        wait: Annotated[WaitParam, Query(description=WAIT_DOC)] = "accepted",
+    ) -> dict[str, str]:
+        _check_names(table, key)
+        return await write(table, key, None, wait)
+
+    # -- transactions -------------------------------------------------------------------
+
+    @app.get("/api/v1/tx/{tx_id}", tags=["transactions"], summary="Status of a transaction")
+    async def tx_status(tx_id: str) -> dict[str, str]:
+        _check_tx_id(tx_id)
+        status = service.status(tx_id)
+        answer = {"tx_id": tx_id, "status": status.value}
+        if status is TxStatus.INVALID:
+            reason = service.engine.invalid_reason(tx_id)
+            if reason is not None:
+                answer["reason"] = reason
+        return answer
+
+    def receipt_bytes(tx_id: str, fmt: Literal["json", "cose"]) -> bytes:
+        _check_tx_id(tx_id)
+        status = service.status(tx_id)
+        if status is TxStatus.UNKNOWN:
+            raise Problem(404, "api.not_found", f"transaction {tx_id} is unknown here")
+        if status is not TxStatus.COMMITTED:
+            raise Problem(
+                409,
+                "ledger.receipt.not_committed",
+                f"transaction {tx_id} is {status.value}; receipts exist once it is Committed",
+                extra={"tx_status": status.value},
+            )
+        try:
+            return service.receipt(tx_id, fmt)
+        except ReceiptUnavailableError as exc:
+            raise Problem(410, exc.code, exc.message) from None
+
+    @app.get(
+        "/api/v1/tx/{tx_id}/receipt",
+        tags=["transactions"],
+        summary="JSON receipt of a Committed transaction",
+        responses={200: {"content": {"application/json": {}}}},
+    )
+    async def receipt_json(tx_id: str) -> Response:
+        return Response(receipt_bytes(tx_id, "json"), media_type="application/json")
+
+    @app.get(
+        "/api/v1/tx/{tx_id}/receipt.cose",
+        tags=["transactions"],
+        summary="COSE_Sign1 receipt of a Committed transaction",
+        responses={200: {"content": {COSE: {}}}},
+    )
+    async def receipt_cose(tx_id: str) -> Response:
+        return Response(receipt_bytes(tx_id, "cose"), media_type=COSE)
+
+    # -- node ---------------------------------------------------------------------------
+
+    @app.get("/api/v1/status", tags=["node"], summary="The node and its ledger at a glance")
+    async def node_status() -> dict[str, Any]:
+        s = service.summary()
+        transport = service.member.transport
+        peers = peer_ids(service)
+        return {
+            "name": info.name,
+            "member": info.member,
+            "node_id": info.node_id,
+            "raft_id": info.raft_id,
+            "api_url": info.api_url,
+            "version": info.version,
+            "role": s.role,
+            "term": s.term,
+            "leader": s.leader,
+            "commit_index": s.commit_index,
+            "applied_index": s.applied_index,
+            "last_seqno": s.last_seqno,
+            "signed_upto": s.signed_upto,
+            "halted": s.halted,
+            "divergence_alarms": s.alarms,
+            "peers": peers,
+            "connected_peers": [p for p in peers if transport.connected(p)],
+        }
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: 200 while the node runs")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: 200 when part of a quorum and applying, else 503 with reasons",
+    )
+    async def readyz(request: Request) -> Response:
+        readiness = metrics.readiness()
+        if readiness.ready:
+            return JSONResponse({"ready": True, "reasons": []})
+        problem = Problem(
+            503,
+            "node.not_ready",
+            "; ".join(readiness.reasons),
+            headers={"Retry-After": "1"},
+            extra={"ready": False, "reasons": readiness.reasons},
+        )
+        return problem_response(problem, request.url.path)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (text format)")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return app
+
+
+def canonical_json(body: bytes) -> bytes:
+    """The canonical JSON bytes of a request body; a 400 problem if it is not JSON."""
+
+    def refuse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Problem(400, "api.bad_json", f"the body is not JSON: {exc}") from None
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(413, "api.body_too_large", f"the body is larger than {limit} bytes")
+
+
+def _check_names(table: str, key: str, *, reserved_ok: bool = False) -> None:
+    if not reserved_ok and table.startswith(RESERVED_PREFIX):
+        raise Problem(
+            403,
+            "api.table.reserved",
+            f"tables named {RESERVED_PREFIX}* belong to governance and the ledger",
+        )
+    try:
+        check_name(table, "table", MAX_TABLE_BYTES, reserved_ok=reserved_ok)
+        check_name(key, "key", MAX_KEY_BYTES, reserved_ok=True)
+    except CharterError as exc:
+        raise Problem(400, "api.invalid_name", exc.message) from None
+
+
+def _check_tx_id(tx_id: str) -> None:
+    if parse_tx_id(tx_id) is None:
+        raise Problem(
+            400, "ledger.tx.invalid_id", f"{tx_id[:40]!r} is not a transaction id (view.seqno)"
+        )
+
+
+def _install_access_log(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def access(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:
+            log.exception(
+                "unhandled error in %s %s",
+                request.method,
+                request.url.path,
+                extra={"event": "api.error"},
+            )
+            response = problem_response(
+                Problem(500, "api.internal", "internal error; see the node's log"),
+                request.url.path,
+            )
+        access_log.info(
+            "%s %s %d",
+            request.method,
+            request.url.path,
+            response.status_code,
+            extra={
+                "event": "api.request",
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "client": request.client.host if request.client else None,
+            },
+        )
+        return response
