@@ -14,6 +14,11 @@ A stack lives in ``$CHARTER_HOME/stacks/NAME`` (``CHARTER_HOME`` defaults to
     <member>/<node>/keys/node.chain   attestation chain member root -> node identity
     <member>/<node>/data/             the node's data directory (0700)
 
+``up`` starts every node as a detached ``charter node run`` process (output appended to
+``data/node.log``, pid in ``data/node.pid``) and returns once all are ready under one
+leader; ``down`` stops them (SIGTERM, then SIGKILL of the process group after a bound);
+``status`` asks each node's REST API; ``logs`` prints or follows the node logs.
+
 Ports of the i-th node (from 0): API ``base + 10*i``, OCapN TLS ``base + 10*i + 1``,
 metrics ``base + 10*i + 2``. A stack is built in a hidden temporary directory and
 renamed into place, so a failed ``init`` leaves nothing behind.
@@ -21,18 +26,24 @@ renamed into place, so a failed ``init`` leaves nothing behind.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
+import httpx
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -49,6 +60,7 @@ from charter.node.config import (
     Listen,
     NodeConfig,
     StackError,
+    Tuning,
     check_name,
     load_node_config,
 )
@@ -60,10 +72,23 @@ from charter.node.network import (
     build_network,
     load_network,
 )
+from charter.node.supervisor import (
+    LOG_FILE,
+    NodeProbe,
+    NodeTarget,
+    StartFailed,
+    probe,
+    read_pid,
+    start_node,
+    stop_pid,
+    tail,
+    wait_ready,
+)
 
 app = typer.Typer(help="Local networks of member nodes.", no_args_is_help=True)
 console = Console(highlight=False)
 progress_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DEFAULT_BASE_PORT: Final = 5100
 PORT_STRIDE: Final = 10
@@ -73,6 +98,7 @@ NETWORK_FILE: Final = "network.json"
 NODE_CONFIG_FILE: Final = "node.toml"
 WORDS_FILE: Final = "member.words"
 PID_FILE: Final = "node.pid"
+LOCAL_SIGNATURE_INTERVAL_MS: Final = 100
 
 WORDS_HEADER: Final = (
     "# CHARTER LOCAL DEVELOPMENT SECRET - do not use for anything of value.\n"
@@ -188,6 +214,8 @@ def _create_member(root_dir: Path, stack: str, member: str, ports: tuple[int, in
         ocapn=Listen(LOCAL_HOST, ocapn_port),
         api=Listen(LOCAL_HOST, api_port),
         metrics=Listen(LOCAL_HOST, metrics_port),
+        # A local stack answers wait=committed writes within ~0.1 s rather than 1 s.
+        tuning=Tuning(signature_interval_ms=LOCAL_SIGNATURE_INTERVAL_MS),
     )
     config.save(node_dir / NODE_CONFIG_FILE)
     entry = NodeEntry(
@@ -280,28 +308,6 @@ class StackNode:
             "data_dir": str(self.config.data_dir),
             "config": str(self.config_path),
         }
-
-
-def read_pid(path: Path) -> int | None:
-    """The pid in ``path`` if that process is alive; None otherwise."""
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not text.isdigit():
-        return None
-    pid = int(text)
-    if pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid  # alive, owned by someone else
-    except OverflowError:
-        return None
-    return pid
 
 
 def open_stack(name: str) -> tuple[Network, list[StackNode]]:
@@ -456,3 +462,220 @@ def export_network(
     except OSError as exc:
         raise StackError(f"cannot write {out}: {exc.strerror}") from None
     console.print(f"wrote network file of {network.name} to {out}")
+
+
+# -- running a stack ----------------------------------------------------------------------
+
+UP_TIMEOUT: Final = 30.0
+STOP_TIMEOUT: Final = 10.0
+LOG_TAIL_ON_FAILURE: Final = 20
+
+
+def _targets(nodes: list[StackNode]) -> list[NodeTarget]:
+    return [
+        NodeTarget(n.entry.name, n.entry.api_url, n.config.data_dir / LOG_FILE, n.pid())
+        for n in nodes
+    ]
+
+
+def _stop_started(started: dict[str, subprocess.Popen[bytes]]) -> None:
+    for proc in started.values():
+        stop_pid(proc.pid, timeout=STOP_TIMEOUT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_TIMEOUT)
+
+
+@app.command("up")
+def up(
+    name: Name,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for a leader and readiness.")
+    ] = UP_TIMEOUT,
+) -> None:
+    """Start every node of the stack in the background; return once all are ready."""
+    network, nodes = open_stack(name)
+    began = time.monotonic()
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    running = {n.entry.name: pid for n in nodes if (pid := n.pid()) is not None}
+    with Progress(
+        TextColumn("{task.fields[node]:<24}"),
+        TextColumn("{task.description}"),
+        console=progress_console,
+        transient=True,
+        disable=not progress_console.is_terminal,
+    ) as progress:
+        tasks = {
+            n.entry.name: progress.add_task("starting", node=n.entry.name, total=3) for n in nodes
+        }
+        try:
+            for n in nodes:
+                if n.entry.name in running:
+                    progress.update(tasks[n.entry.name], description="already running")
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    (n.config.data_dir / PID_FILE).unlink()  # stale: its process is gone
+                started[n.entry.name] = start_node(n.config_path, n.config.data_dir)
+                progress.update(tasks[n.entry.name], description="started", completed=1)
+
+            def exited(node: str) -> int | None:
+                proc = started.get(node)
+                return None if proc is None else proc.poll()
+
+            def on_phase(node: str, phase: str) -> None:
+                done = {"started": 1, "api up": 2, "ready": 3}[phase]
+                progress.update(tasks[node], description=phase, completed=done)
+
+            probes = asyncio.run(
+                wait_ready(_targets(nodes), within=timeout, exited=exited, on_phase=on_phase)
+            )
+        except StartFailed as exc:
+            progress.stop()
+            failed = next(n for n in nodes if n.entry.name == exc.node)
+            log_path = failed.config.data_dir / LOG_FILE
+            err_console.print(f"[bold red]error[/] node {exc.node} failed: {escape(exc.reason)}")
+            err_console.print(f"last lines of {log_path}:", markup=False)
+            for line in tail(log_path, LOG_TAIL_ON_FAILURE):
+                err_console.print(f"  {line}", markup=False)
+            _stop_started(started)
+            raise typer.Exit(1) from None
+        except BaseException:
+            _stop_started(started)
+            raise
+    elapsed = time.monotonic() - began
+    leader = probes[0].leader
+    leader_name = next(
+        (n.entry.name for n in nodes if leader in (n.entry.raft_id, n.entry.name)), str(leader)
+    )
+    console.print(
+        f"stack [bold]{network.name}[/] is up: {len(nodes)} nodes ready, "
+        f"leader {leader_name}, in {elapsed:.1f} s"
+    )
+    for n in nodes:
+        console.print(f"  {n.entry.name}: {n.entry.api_url}")
+
+
+@app.command("down")
+def down(
+    name: Name,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait after SIGTERM before SIGKILL.")
+    ] = STOP_TIMEOUT,
+) -> None:
+    """Stop every node of the stack (SIGTERM; SIGKILL after the timeout)."""
+    _, nodes = open_stack(name)
+    for n in nodes:
+        pid_path = n.config.data_dir / PID_FILE
+        pid = n.pid()
+        if pid is None:
+            if pid_path.exists():
+                pid_path.unlink(missing_ok=True)
+                console.print(f"{n.entry.name}: not running (removed a stale pid file)")
+            else:
+                console.print(f"{n.entry.name}: not running")
+            continue
+        clean = stop_pid(pid, timeout=timeout)
+        pid_path.unlink(missing_ok=True)
+        how = "stopped" if clean else f"killed (no exit within {timeout:g} s of SIGTERM)"
+        console.print(f"{n.entry.name}: {how} (pid {pid})")
+
+
+async def _probe_all(targets: list[NodeTarget]) -> list[NodeProbe]:
+    async with httpx.AsyncClient() as client:
+        return list(await asyncio.gather(*(probe(client, t) for t in targets)))
+
+
+@app.command("status")
+def status(
+    name: Name,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Each node's process and consensus state, asked of its REST API."""
+    network, nodes = open_stack(name)
+    targets = _targets(nodes)
+    probes = asyncio.run(_probe_all(targets))
+    by_raft_id = {n.entry.raft_id: n.entry.name for n in nodes}
+    rows: list[dict[str, Any]] = []
+    for t, p in zip(targets, probes, strict=True):
+        row = {"node": t.name, "pid": t.pid, "alive": t.pid is not None, **p.to_json()}
+        row["leader_id"] = p.leader
+        row["leader"] = by_raft_id.get(p.leader, p.leader) if p.leader is not None else None
+        rows.append(row)
+    if as_json:
+        typer.echo(json.dumps({"name": network.name, "nodes": rows}, indent=2))
+        return
+    table = Table(
+        title=f"stack {network.name}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    columns = ("node", "pid", "alive", "role", "term", "commit", "applied", "leader", "ready")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(*(_cell(row[c]) for c in columns))
+    # Wide enough for the table even in a pipe, where rich assumes 80 columns.
+    Console(highlight=False, width=max(console.width, 120)).print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+@app.command("logs")
+def logs(
+    name: Name,
+    node: Annotated[
+        str | None, typer.Option("--node", "-n", help="Only this node (node or member name).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    lines: Annotated[int, typer.Option("--lines", "-l", help="Lines of history per node.")] = 50,
+) -> None:
+    """Print the nodes' logs (JSON lines), each line prefixed by its node."""
+    _, nodes = open_stack(name)
+    if node is not None:
+        nodes = [n for n in nodes if node in (n.entry.name, n.entry.member)]
+        if not nodes:
+            raise StackError(f"stack {name!r} has no node or member named {node!r}")
+    if lines < 0:
+        raise ConfigFieldError("--lines must not be negative")
+    paths = {n.entry.name: n.config.data_dir / LOG_FILE for n in nodes}
+    width = max(len(k) for k in paths)
+    for node_name, path in paths.items():
+        for line in tail(path, lines):
+            typer.echo(f"{node_name:<{width}} | {line}")
+    if follow:
+        _follow(paths, width)
+
+
+def _follow(paths: dict[str, Path], width: int) -> None:
+    """Print lines appended to the logs until interrupted."""
+    offsets = {k: (p.stat().st_size if p.exists() else 0) for k, p in paths.items()}
+    partial = dict.fromkeys(paths, b"")
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            moved = False
+            for node_name, path in paths.items():
+                try:
+                    with open(path, "rb") as f:
+                        size = os.fstat(f.fileno()).st_size
+                        if size < offsets[node_name]:
+                            offsets[node_name] = 0  # truncated or replaced
+                        f.seek(offsets[node_name])
+                        data = f.read(1 << 20)
+                except OSError:
+                    continue
+                if not data:
+                    continue
+                moved = True
+                offsets[node_name] += len(data)
+                chunks = (partial[node_name] + data).split(b"\n")
+                partial[node_name] = chunks.pop()
+                for chunk in chunks:
+                    text = chunk.decode("utf-8", "replace")
+                    typer.echo(f"{node_name:<{width}} | {text}")
+            if not moved:
+                time.sleep(0.2)
