@@ -2,23 +2,25 @@
 
 Gauges and counters that mirror the service's state are read at scrape time by a
 custom collector (nothing is pushed on the hot path); histograms are observed by hooks
-the node process and the REST API call (``observe_*``, ``instrument_storage``).
+the node process and the REST API call (``observe_*``, ``durable_storage``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from charter.consensus.storage import MemoryStorage
-from charter.consensus.types import Ready
+from charter.consensus.types import ConfState
 from charter.node.ledger_service import LedgerService
 from charter.ops.health import STALL_REASONS, Health, Readiness
 from charter.ops.probe import peer_ids, probe_service
+from charter.ops.storage import TimedRaftStorage
 
 __all__ = ["CONTENT_TYPE", "ROLES", "NodeMetrics"]
 
@@ -77,22 +79,13 @@ class NodeMetrics:
     def observe_batch_size(self, size: int) -> None:
         self.batch_size.observe(size)
 
-    def instrument_storage(self, storage: MemoryStorage) -> None:
-        """Time every ``storage.persist(ready)`` (e.g. a ``DurableRaftStorage``).
-
-        Install before the driver runs; the driver calls ``persist`` through the instance.
-        """
-        persist: Callable[[Ready], None] = storage.persist
-        observe = self.fsync_duration.observe
-
-        def timed_persist(rd: Ready) -> None:
-            start = time.perf_counter()
-            try:
-                persist(rd)
-            finally:
-                observe(time.perf_counter() - start)
-
-        setattr(storage, "persist", timed_persist)  # noqa: B010  (mypy: no assigning methods)
+    def durable_storage(
+        self, directory: Path | str, *, bootstrap: ConfState | None = None, **options: Any
+    ) -> TimedRaftStorage:
+        """A ``DurableRaftStorage`` whose every ``persist`` is observed as fsync duration."""
+        return TimedRaftStorage(
+            directory, observe=self.fsync_duration.observe, bootstrap=bootstrap, **options
+        )
 
     # -- reading ----------------------------------------------------------------------
 
