@@ -166,7 +166,16 @@ async def run_node(config_path: Path | str, *, log_level: str = "info") -> None:
     storage = DurableRaftStorage(raft_dir, bootstrap=ConfState(frozenset(network.voters)))
     configure_logging(json=True, level=log_level, node=config.name)
     recovery = storage.recovery
-    log.info("node.storage_opened", directory=str(raft_dir), recovery=repr(recovery))
+    torn = recovery.log.torn_tail
+    log.info(
+        "node.storage_opened",
+        directory=str(raft_dir),
+        created=recovery.created,
+        entries=recovery.log.entries,
+        last_index=recovery.log.last_index,
+        torn_tail=None if torn is None else repr(torn),
+        removed=list(recovery.removed),
+    )
     try:
         await _serve(setup, storage)
     except BaseExceptionGroup as group:

@@ -1,0 +1,301 @@
+"""Three node processes on loopback: writes, reads, receipts, failover, restart, crashes.
+
+The tests of this module share one stack (started once, ~5 s) and run in file order;
+each leaves every node running, so the next one starts from a whole network (but the
+last, which leaves a node stopped on a tampered log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from charter.crypto.keyfile import load_ed25519_private_key
+from charter.crypto.keys import Ed25519PrivateKey
+from charter.errors import CharterError
+from charter.ledger.engine import Transaction, sign_batch
+from charter.ledger.framing import encode_frame
+from charter.ledger.verify import verify_receipt
+from charter.node.ledger_submit import INTRODUCE, SUBMIT, submit_swiss
+from charter.node.network import load_network
+from charter.node.supervisor import node_command
+from charter.ocapn.locator import SturdyRef
+from charter.ocapn.netlayer.tls import TlsNetlayer
+from charter.ocapn.runtime import Runtime
+
+from .conftest import Stack, charter, until
+
+CRASH_ROUNDS = int(os.environ.get("CHARTER_CRASH_ROUNDS", "4"))
+"""Rounds of the kill -9 soak (the issue asks for 20; CHARTER_CRASH_ROUNDS=20 runs them)."""
+
+
+def test_every_node_running_and_one_leader(stack: Stack) -> None:
+    for name in stack.names():
+        assert stack.pid(name) is not None
+    leader = stack.leader()
+    roles = sorted(stack.status(n)["role"] for n in stack.names())
+    assert roles == ["follower", "follower", "leader"], (leader, roles)
+
+
+def test_writes_from_each_member_read_from_all(stack: Stack) -> None:
+    written: dict[str, str] = {}
+    for name in stack.names():
+        key = f"from-{name}"
+        stack.put(name, "greetings", key, {"hello": name})
+        written[key] = name
+    for reader in stack.names():
+        for key, writer in written.items():
+            until(
+                lambda r=reader, k=key, w=writer: stack.get(r, "greetings", k) == {"hello": w},
+                10.0,
+                f"{key} on {reader}",
+            )
+    assert stack.get(stack.names()[0], "greetings", "never-written") is None
+
+
+def test_receipts_verify_offline_and_a_flipped_bit_fails(stack: Stack) -> None:
+    name = stack.names()[1]
+    tx_id = stack.put(name, "receipts", "r1", {"amount": 7})
+    network = load_network(stack.node(name).config.network_file)
+    trusted = network.trusted_nodes()
+    for fmt in ("receipt", "receipt.cose"):
+        r = until(
+            lambda f=fmt: (
+                resp
+                if (
+                    resp := stack.client.get(stack.url(name, f"/api/v1/tx/{tx_id}/{f}"))
+                ).status_code
+                == 200
+                else None
+            ),
+            10.0,
+            f"{fmt} of {tx_id}",
+        )
+        data = r.content
+        verify_receipt(data, trusted)
+        # One flipped bit anywhere in the signed material must fail verification.
+        for pos in (len(data) // 3, len(data) // 2, len(data) - 5):
+            forged = bytearray(data)
+            forged[pos] ^= 0x01
+            with pytest.raises(CharterError):
+                verify_receipt(bytes(forged), trusted)
+    # and the command line agrees
+    path = stack.home / "receipt.json"
+    path.write_bytes(stack.client.get(stack.url(name, f"/api/v1/tx/{tx_id}/receipt")).content)
+    ok = charter(
+        stack.home,
+        "receipt",
+        "verify",
+        str(path),
+        "--network",
+        str(stack.node(name).config.network_file),
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_kill_leader_new_leader_writes_continue_restart_catches_up(stack: Stack) -> None:
+    old = stack.leader()
+    stack.put(old, "failover", "before", 1)
+    stack.kill9(old)
+    rest = [n for n in stack.names() if n != old]
+    began = time.monotonic()
+    new = stack.leader(among=rest, within=20.0)
+    elected_in = time.monotonic() - began
+    assert new != old
+    for i, name in enumerate(rest):
+        stack.put(name, "failover", f"after-{i}", {"by": name})
+    # the killed node starts again on its data directory and catches up
+    stack.start(old)
+    stack.wait_ready(old)
+    for i, name in enumerate(rest):
+        until(
+            lambda k=f"after-{i}", w=name: stack.get(old, "failover", k) == {"by": w},
+            15.0,
+            f"after-{i} on restarted {old}",
+        )
+    assert stack.get(old, "failover", "before") == 1
+    print(f"leader re-elected in {elected_in:.2f} s")
+
+
+def test_second_process_on_a_data_dir_is_refused(stack: Stack) -> None:
+    name = stack.names()[0]
+    n = stack.node(name)
+    proc = subprocess.run(
+        node_command(n.config_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ledger.state" in lines[0] and "in use" in lines[0], proc.stderr
+    assert stack.pid(name) is not None  # the running node is untouched
+
+
+def test_crash_rounds_keep_every_committed_write_in_order(stack: Stack) -> None:
+    """Random kill -9 under continuous writes; every acknowledged write survives, in the
+    same order, on every node."""
+    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
+    acknowledged: list[tuple[str, str]] = []  # (key, tx_id) in acknowledgement order
+    names = stack.names()
+    seq = 0
+    for round_no in range(CRASH_ROUNDS):
+        victim = rng.choice(names)
+        live = [n for n in names if n != victim]
+        writes_before_kill = rng.randrange(1, 4)
+        for i in range(writes_before_kill + 4):
+            if i == writes_before_kill:
+                stack.kill9(victim)
+            writer = rng.choice(live if i >= writes_before_kill else names)
+            seq += 1
+            key = f"k{seq:05d}"
+            try:
+                tx_id = stack.put(
+                    writer, "soak", key, {"seq": seq, "round": round_no}, timeout=20.0
+                )
+            except (AssertionError, httpx.HTTPError):
+                continue  # not acknowledged (a leader change in the way): allowed to be lost
+            acknowledged.append((key, tx_id))
+        stack.start(victim)
+        stack.wait_ready(victim, within=20.0)
+    assert len(acknowledged) >= CRASH_ROUNDS * 3, acknowledged
+    # Every acknowledged write is on every node, and their transaction ids (view.seqno)
+    # order them the same everywhere: each node reports the tx as Committed at that id.
+    for name in names:
+        for key, tx_id in acknowledged:
+            seqno = int(tx_id.split(".")[1])
+            until(
+                lambda n=name, k=key: stack.get(n, "soak", k) is not None,
+                15.0,
+                f"{key} on {name}",
+            )
+            status = stack.client.get(stack.url(name, f"/api/v1/tx/{tx_id}")).json()
+            assert status["status"] == "Committed", (name, tx_id, status)
+            assert seqno > 0
+    # One writer at a time: acknowledgement order is ledger order.
+    seqnos = [int(t.split(".")[1]) for _, t in acknowledged]
+    assert seqnos == sorted(seqnos) and len(set(seqnos)) == len(seqnos), acknowledged
+
+
+def _segments(stack: Stack, name: str) -> list[Path]:
+    raft = stack.node(name).config.data_dir / "raft"
+    return sorted(p for p in raft.glob("log.*/*") if p.suffix in (".seg", ".committed"))
+
+
+def _sigterm(stack: Stack, name: str) -> None:
+    pid = stack.pid(name)
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    until(lambda: stack.pid(name) is None, 10.0, f"{name} exits on SIGTERM")
+    pid_file = stack.node(name).config.data_dir / "node.pid"
+    assert not pid_file.exists(), "a clean shutdown removes the pid file"
+
+
+def test_torn_final_segment_is_recovered_on_restart(stack: Stack) -> None:
+    leader = stack.leader()
+    victim = next(n for n in stack.names() if n != leader)
+    stack.put(leader, "torn", "before", 1)
+    until(lambda: stack.get(victim, "torn", "before") == 1, 10.0, "write reaches victim")
+    _sigterm(stack, victim)
+    last = _segments(stack, victim)[-1]
+    size = last.stat().st_size
+    # What a crash in the middle of an append leaves: the next record, cut mid-record.
+    # (A record the state file already counts as committed was fsynced before that
+    # count was written, so cutting into it is damage, not a torn tail: see below.)
+    torn = encode_frame(b"\x07" * 300)[:150]
+    with open(last, "ab") as f:
+        f.write(torn)
+    assert last.stat().st_size == size + len(torn)
+    stack.put(leader, "torn", "while-down", 2)
+    stack.start(victim)
+    stack.wait_ready(victim)
+    until(lambda: stack.get(victim, "torn", "while-down") == 2, 15.0, "victim catches up")
+    assert stack.get(victim, "torn", "before") == 1
+    opened = [line for line in stack.log(victim).splitlines() if "node.storage_opened" in line]
+    assert '"torn_tail": null' not in opened[-1] and "torn_tail" in opened[-1], opened[-1]
+
+
+class _Caller:
+    """What the impostor exports to introduce itself to the submit gate."""
+
+
+async def _submit_forged(stack: Stack, posing_as: str, leader: str, forged: bytes) -> list[Any]:
+    """Connect with ``posing_as``'s real identity key (so the network accepts the session)
+    and hand the leader's ``ledger-submit`` facet a batch signed by another key."""
+    node = stack.node(posing_as)
+    network = load_network(node.config.network_file)
+    key = load_ed25519_private_key(node.config.keys.identity)
+    runtime = Runtime([TlsNetlayer(key.to_cryptography(), "127.0.0.1", 0)])
+    await runtime.start()
+    try:
+        async with asyncio.timeout(15):
+            entry = network.node(leader)
+            gate = await runtime.enliven(
+                SturdyRef(entry.location(), submit_swiss(network.network_id, entry.raft_id))
+            )
+            facet = await gate.send(INTRODUCE, _Caller())
+            reply = await facet.send(SUBMIT, forged)
+    finally:
+        await runtime.close()
+    assert isinstance(reply, list)
+    return reply
+
+
+def test_forged_batch_signature_is_invalid_everywhere(stack: Stack) -> None:
+    leader = stack.leader()
+    impostor, victim = (n for n in stack.names() if n != leader)
+    _sigterm(stack, impostor)
+    before = stack.status(leader)
+    wrong_key = Ed25519PrivateKey.generate()
+    forged = sign_batch(
+        wrong_key,
+        victim,  # claims to be the victim's batch
+        time.time_ns() // 1000,
+        [Transaction.of([("forged", "k", b'{"stolen": true}')])],
+    )
+    reply = asyncio.run(_submit_forged(stack, impostor, leader, forged))
+    assert reply[0] == "ok", reply  # the leader orders it: judging is every engine's job
+    tx_id = stack.put(leader, "forged", "after", 1)
+    view, upto = (int(x) for x in tx_id.split("."))
+    stack.start(impostor)
+    stack.wait_ready(impostor)
+    for name in stack.names():
+        until(lambda n=name: stack.get(n, "forged", "after") == 1, 15.0, f"after on {name}")
+        assert stack.get(name, "forged", "k") is None
+        reasons = []
+        for seqno in range(before["last_seqno"] + 1, upto):
+            doc = stack.client.get(stack.url(name, f"/api/v1/tx/{view}.{seqno}")).json()
+            if doc["status"] == "Invalid":
+                reasons.append(doc.get("reason", ""))
+        assert any("signature does not verify" in str(r) for r in reasons), (name, reasons)
+
+
+def test_tampered_committed_entry_stops_the_node(stack: Stack) -> None:
+    leader = stack.leader()
+    victim = next(n for n in stack.names() if n != leader)
+    _sigterm(stack, victim)
+    first = _segments(stack, victim)[0]
+    data = bytearray(first.read_bytes())
+    pos = min(40, len(data) // 4)  # inside an early, committed record
+    data[pos] ^= 0x20
+    first.chmod(0o644)
+    first.write_bytes(bytes(data))
+    n = stack.node(victim)
+    proc = subprocess.run(
+        node_command(n.config_path), capture_output=True, text=True, timeout=30, check=False
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ledger.corrupt" in lines[0], proc.stderr
+    # the other two still form a quorum and take writes
+    stack.put(leader, "tamper", "after", 3)
