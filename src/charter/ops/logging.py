@@ -32,7 +32,9 @@ def _stdlib_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     if not isinstance(record, logging.LogRecord) or event_dict.get("_from_structlog"):
         return event_dict
     extras = {k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS}
-    text = record.getMessage()
+    text = event_dict.get("event")  # ProcessorFormatter put the formatted message there
+    if not isinstance(text, str):
+        text = record.getMessage()
     event = extras.pop("event", None)
     event_dict["event"] = event if isinstance(event, str) and event else "log"
     event_dict["message"] = text
@@ -70,6 +72,7 @@ def configure_logging(
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         _add_node(node),
     ]

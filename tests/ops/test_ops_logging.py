@@ -1,0 +1,154 @@
+"""Structured JSON log lines: stdlib, structlog, uvicorn, the API's access log, state events."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+
+from charter.api import NodeInfo, create_app
+from charter.ledger.signatures import SignaturePolicy
+from charter.node.ledger_local import LocalLedgerNetwork
+from charter.node.ledger_service import LedgerSettings, LedgerStatus
+from charter.node.raft_transport import Backoff
+from charter.ops import NodeMetrics, StateEvents, configure_logging, watch_ledger
+
+SETTINGS = LedgerSettings(
+    signature_policy=SignaturePolicy(every_tx=100, every_ms=50),
+    backoff=Backoff(base=0.01, cap=0.2),
+)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def lines(text: str) -> list[dict[str, Any]]:
+    out = []
+    for line in text.splitlines():
+        record = json.loads(line)
+        assert isinstance(record, dict)
+        for key in ("timestamp", "level", "event"):
+            assert key in record, record
+        out.append(record)
+    return out
+
+
+def test_stdlib_structlog_and_uvicorn_lines_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(node="node-1", level="debug")
+    logging.getLogger("charter.node.ledger_service").error(
+        "ledger divergence",
+        extra={"event": "ledger.divergence", "tx_id": "3.7", "root": b"\x01\x02"},
+    )
+    structlog.get_logger("charter.node").info("node.started", api="127.0.0.1:8080")
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
+    logging.getLogger("uvicorn.access").info("ignored: the API logs api.request itself")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("charter.x").exception("failed", extra={"event": "x.failed"})
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    records = lines(captured.err)
+    assert [r["event"] for r in records] == [
+        "ledger.divergence",
+        "node.started",
+        "log",
+        "x.failed",
+    ]
+    divergence, started, uvicorn_line, failed = records
+    assert divergence["level"] == "error"
+    assert divergence["node"] == "node-1"
+    assert divergence["tx_id"] == "3.7"
+    assert divergence["root"] == "0102"
+    assert divergence["message"] == "ledger divergence"
+    assert divergence["timestamp"].endswith("Z")
+    assert started["api"] == "127.0.0.1:8080" and started["node"] == "node-1"
+    assert uvicorn_line["message"] == "Started server process [42]"
+    assert uvicorn_line["logger"] == "uvicorn.error"
+    assert divergence["logger"] == "charter.node.ledger_service"
+    assert "ValueError: boom" in failed["exception"]
+
+
+def test_level_filters_and_reconfiguring_replaces_the_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(node="a", level="info")
+    configure_logging(node="b", level="warning")
+    logging.getLogger("charter.y").info("hidden", extra={"event": "y.info"})
+    logging.getLogger("charter.y").warning("shown", extra={"event": "y.warning"})
+    records = lines(capsys.readouterr().err)
+    assert [(r["event"], r["node"]) for r in records] == [("y.warning", "b")]
+    with pytest.raises(ValueError):
+        configure_logging(level="loud")
+
+
+def test_state_events() -> None:
+    def s(**kw: Any) -> LedgerStatus:
+        base: dict[str, Any] = dict(
+            node_id=1, name="m", role="follower", term=1, leader=None, commit_index=0,
+            applied_index=0, last_seqno=0, signed_upto=0, halted=False, alarms=0,
+        )  # fmt: skip
+        base.update(kw)
+        return LedgerStatus(**base)
+
+    ev = StateEvents()
+    assert [e.name for e in ev.observe(s())] == ["raft.role_changed"]
+    assert not ev.changed(s())
+    assert [e.name for e in ev.observe(s(term=2, leader=2))] == ["raft.leader_changed"]
+    assert [e.name for e in ev.observe(s(term=3, leader=1, role="leader"))] == [
+        "raft.leader_changed",
+        "raft.role_changed",
+    ]
+    assert [e.name for e in ev.observe(s(term=3, leader=1, role="leader", signed_upto=5))] == [
+        "ledger.signature"
+    ]
+    halted = ev.observe(s(term=3, leader=1, role="leader", signed_upto=5, halted=True, alarms=1))
+    assert [(e.name, e.level) for e in halted] == [("ledger.halted", logging.ERROR)]
+
+
+async def test_running_node_logs_documented_events() -> None:
+    stream = io.StringIO()
+    configure_logging(node="node-1", level="debug", stream=stream)
+    async with LocalLedgerNetwork("memory", settings=SETTINGS) as net:
+        service = net.service(1)
+        watcher = asyncio.create_task(watch_ledger(service))
+        try:
+            await net.elect()
+            info = NodeInfo("node-1", "member-1", "00" * 32, 1, "http://node-1.test", "test")
+            app = create_app(service, info, NodeMetrics(service))
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://n1") as client:
+                r = await client.put("/api/v1/tables/t/k", json=1, params={"wait": "committed"})
+                assert r.status_code == 200
+                await client.get("/api/v1/tables/t/missing")
+            await net.until(lambda: '"ledger.signature"' in stream.getvalue())
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+    records = lines(stream.getvalue())
+    events = {r["event"] for r in records}
+    assert {"raft.leader_changed", "raft.role_changed", "ledger.signature", "api.request"} <= events
+    requests = [r for r in records if r["event"] == "api.request"]
+    assert [(r["method"], r["path"], r["status"]) for r in requests] == [
+        ("PUT", "/api/v1/tables/t/k", 200),
+        ("GET", "/api/v1/tables/t/missing", 404),
+    ]
+    assert all(r["duration_ms"] >= 0 and r["node"] == "node-1" for r in requests)
+    leader = next(r for r in records if r["event"] == "raft.leader_changed")
+    assert leader["leader"] in net.ids and leader["raft_id"] == 1
