@@ -42,20 +42,21 @@ class StateEvents:
     def observe(self, s: LedgerStatus) -> list[Event]:
         last, self._last = self._last, s
         events: list[Event] = []
-        if last is None or (last.leader, last.term) != (s.leader, s.term):
-            if s.leader is not None and (last is None or last.leader != s.leader):
-                events.append(
-                    Event(
-                        "raft.leader_changed",
-                        logging.INFO,
-                        f"leader is node {s.leader} in term {s.term}",
-                        {
-                            "term": s.term,
-                            "leader": s.leader,
-                            "previous": None if last is None else last.leader,
-                        },
-                    )
+        if s.leader is not None and (
+            last is None or (last.leader, last.term) != (s.leader, s.term)
+        ):
+            events.append(
+                Event(
+                    "raft.leader_changed",
+                    logging.INFO,
+                    f"leader is node {s.leader} in term {s.term}",
+                    {
+                        "term": s.term,
+                        "leader": s.leader,
+                        "previous": None if last is None else last.leader,
+                    },
                 )
+            )
         if last is None or last.role != s.role:
             events.append(
                 Event(
