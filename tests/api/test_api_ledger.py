@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from charter.api.docs import swagger_assets
 from charter.ledger.engine import TxStatus
 from charter.ledger.errors import LedgerError
 from charter.ledger.verify import verify_receipt
@@ -236,3 +237,15 @@ async def test_openapi_served_locally(cluster: Cluster) -> None:
     assert r.status_code == 200
     assert "text/html" in r.headers["content-type"]
     assert "/api/openapi.json" in r.text
+
+
+async def test_swagger_ui_assets_are_served_by_the_node(cluster: Cluster) -> None:
+    if swagger_assets() is None:
+        pytest.skip("fastapi-offline (the shipped Swagger UI assets) is not installed")
+    client = next(iter(cluster.nodes.values())).client
+    page = (await client.get("/api")).text
+    assert "cdn." not in page
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/api/static/{asset}" in page
+        r = await client.get(f"/api/static/{asset}")
+        assert r.status_code == 200 and len(r.content) > 1000

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import FastAPI, Query, Request
 from starlette.responses import JSONResponse, Response
 
+from charter.api.docs import OPENAPI_URL, install_docs
 from charter.api.info import NodeInfo
 from charter.api.problems import Problem, install_problem_handlers, problem_response
 from charter.errors import CharterError
@@ -63,10 +64,11 @@ def create_app(
         title=f"Charter node {info.name}",
         version=info.version,
         description="The REST API of one Charter node. Errors are application/problem+json.",
-        docs_url="/api",
+        docs_url=None,
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=OPENAPI_URL,
     )
+    install_docs(app, app.title)
     install_problem_handlers(app)
     _install_access_log(app)
 
