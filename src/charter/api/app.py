@@ -47,6 +47,9 @@ CONSISTENCY_DOC = (
     "linearizable: after catching up with the leader's commit index"
 )
 
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Probed every few seconds: their access lines are debug, not info."""
+
 access_log = logging.getLogger("charter.api.access")
 log = logging.getLogger("charter.api")
 
@@ -319,7 +322,9 @@ def _install_access_log(app: FastAPI) -> None:
                 Problem(500, "api.internal", "internal error; see the node's log"),
                 request.url.path,
             )
-        access_log.info(
+        path = request.url.path
+        access_log.log(
+            logging.DEBUG if path in _QUIET_PATHS else logging.INFO,
             "%s %s %d",
             request.method,
             request.url.path,
