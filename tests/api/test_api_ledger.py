@@ -145,17 +145,22 @@ async def test_status_fields(cluster: Cluster) -> None:
         assert s["halted"] is False
 
 
+async def all_connected(cluster: Cluster) -> None:
+    ids = cluster.net.ids
+    transports = [cluster.net.service(n).member.transport for n in ids]
+    await cluster.net.until(
+        lambda: all(
+            t.connected(p) for n, t in zip(ids, transports, strict=True) for p in ids if p != n
+        ),
+        WAIT,
+    )
+
+
 async def test_health_and_readiness(cluster: Cluster) -> None:
     for node in cluster.nodes.values():
         r = await node.client.get("/healthz")
         assert r.status_code == 200 and r.json() == {"status": "ok"}
-    ids = cluster.net.ids
-    await cluster.net.until(
-        lambda: all(
-            cluster.net.service(n).member.transport.connected(p) for n in ids for p in ids if p != n
-        ),
-        WAIT,
-    )
+    await all_connected(cluster)
     for node in cluster.nodes.values():
         r = await node.client.get("/readyz")
         assert r.status_code == 200, r.text
@@ -181,6 +186,7 @@ async def test_metrics(cluster: Cluster) -> None:
     leader, follower = follower_of(cluster)
     await committed_put(cluster, follower, "accounts", "m-1", 1)
     await committed_put(cluster, leader, "accounts", "m-2", 2)
+    await all_connected(cluster)
     for nid, node in cluster.nodes.items():
         r = await node.client.get("/metrics")
         assert r.status_code == 200
