@@ -150,6 +150,30 @@ async def test_receipt_of_a_pending_transaction(slow: Cluster) -> None:
     pytest.fail("every write was signed at once despite the slow signature policy")
 
 
+async def test_an_invalid_write_answers_its_reason(slow: Cluster) -> None:
+    leader = slow.net.leader()
+    assert leader is not None
+    cl = slow.nodes[leader].client
+    r = await cl.put("/api/v1/tables/t/replayed", json=1)
+    assert r.status_code == 200
+    # make the next batch reuse the last batch's sequence number: the engine's replay
+    # check rejects it on apply, so the transaction lands Invalid with a reason
+    service = slow.net.service(leader)
+    service._batch_seq -= 1
+    r = await cl.put("/api/v1/tables/t/replayed", json=2, params={"wait": "committed"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "Invalid"
+    assert body["reason"]
+    tx_id = body["tx_id"]
+    status = (await cl.get(f"/api/v1/tx/{tx_id}")).json()
+    assert status == {"tx_id": tx_id, "status": "Invalid", "reason": body["reason"]}
+    r = await cl.get(f"/api/v1/tx/{tx_id}/receipt")
+    assert problem(r, 409, "ledger.receipt.not_committed")["tx_status"] == "Invalid"
+    r = await cl.get("/api/v1/tables/t/replayed", params={"consistency": "local"})
+    assert r.json() == 1
+
+
 async def test_unexpected_errors_are_problems(slow: Cluster, serve_node: Serve) -> None:
     leader = slow.net.leader()
     assert leader is not None

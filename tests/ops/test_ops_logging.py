@@ -6,12 +6,14 @@ import asyncio
 import io
 import json
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import structlog
+import uvicorn
 
 from charter.api import NodeInfo, create_app
 from charter.ledger.signatures import SignaturePolicy
@@ -152,3 +154,38 @@ async def test_running_node_logs_documented_events() -> None:
     assert all(r["duration_ms"] >= 0 and r["node"] == "node-1" for r in requests)
     leader = next(r for r in records if r["event"] == "raft.leader_changed")
     assert leader["leader"] in net.ids and leader["raft_id"] == 1
+
+
+async def test_uvicorn_serving_the_app_logs_json() -> None:
+    stream = io.StringIO()
+    configure_logging(node="node-1", level="info", stream=stream)
+    async with LocalLedgerNetwork("memory", size=1, settings=SETTINGS) as net:
+        await net.elect()
+        service = net.service(1)
+        info = NodeInfo("node-1", "member-1", "00" * 32, 1, "http://127.0.0.1", "test")
+        app = create_app(service, info, NodeMetrics(service))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)  # connections queue from here on: no need to wait for uvicorn
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                r = await client.put("/api/v1/tables/t/k", json={"a": 1})
+                assert r.status_code == 200
+                r = await client.get("/api/v1/nope")
+                assert r.status_code == 404
+                assert r.headers["content-type"] == "application/problem+json"
+        finally:
+            server.should_exit = True
+            async with asyncio.timeout(10):
+                await task
+            sock.close()
+    records = lines(stream.getvalue())
+    uvicorn_lines = [r for r in records if r["logger"].startswith("uvicorn")]
+    assert uvicorn_lines and all(r["event"] == "log" for r in uvicorn_lines)
+    requests = [(r["method"], r["status"]) for r in records if r["event"] == "api.request"]
+    assert requests == [("PUT", 200), ("GET", 404)]
+    assert all(r["client"] == "127.0.0.1" for r in records if r["event"] == "api.request")
