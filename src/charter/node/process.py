@@ -29,6 +29,11 @@ from typing import Final
 
 import structlog
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from charter import __version__
 from charter.api import NodeInfo, create_app
@@ -163,7 +168,9 @@ async def run_node(config_path: Path | str, *, log_level: str = "info") -> None:
     # The storage lock refuses a second process on this data directory, and opening
     # checks every record (a tampered one is ``ledger.corrupt``): both before the node
     # logs anything, so the refusal is the one line on stderr.
-    storage = DurableRaftStorage(raft_dir, bootstrap=ConfState(frozenset(network.voters)))
+    # NodeMetrics' storage is a DurableRaftStorage whose persist feeds the fsync histogram.
+    metrics = NodeMetrics()
+    storage = metrics.durable_storage(raft_dir, bootstrap=ConfState(frozenset(network.voters)))
     configure_logging(json=True, level=log_level, node=config.name)
     recovery = storage.recovery
     torn = recovery.log.torn_tail
@@ -177,7 +184,7 @@ async def run_node(config_path: Path | str, *, log_level: str = "info") -> None:
         removed=list(recovery.removed),
     )
     try:
-        await _serve(setup, storage)
+        await _serve(setup, storage, metrics)
     except BaseExceptionGroup as group:
         # A part of the node failed: surface its typed error, not the group.
         typed = group.subgroup(CharterError)
@@ -197,13 +204,17 @@ def _first(group: BaseExceptionGroup[CharterError]) -> CharterError:
     raise AssertionError("an exception group is never empty")
 
 
-async def _serve(setup: NodeSetup, storage: DurableRaftStorage) -> None:
+async def _serve(setup: NodeSetup, storage: DurableRaftStorage, metrics: NodeMetrics) -> None:
     config, keys = setup.config, setup.keys
     entry = keys.entry
     pinned = {n.designator for n in setup.network.nodes}
     api_sock = _bind(config.api.host, config.api.port, "the REST API")
     with contextlib.ExitStack() as sockets:
         sockets.callback(api_sock.close)
+        metrics_sock: socket.socket | None = None
+        if config.metrics is not None:
+            metrics_sock = _bind(config.metrics.host, config.metrics.port, "metrics")
+            sockets.callback(metrics_sock.close)
         pid_file = config.pid_file
         _write_pid(pid_file)
         sockets.callback(_remove_pid, pid_file)
@@ -233,7 +244,7 @@ async def _serve(setup: NodeSetup, storage: DurableRaftStorage) -> None:
                 rng=random.Random(int.from_bytes(os.urandom(8), "big")),
                 settings=ledger_settings(config),
             )
-            metrics = NodeMetrics(service)
+            metrics.bind(service)
             info = NodeInfo(
                 name=config.name,
                 member=config.member,
@@ -243,24 +254,41 @@ async def _serve(setup: NodeSetup, storage: DurableRaftStorage) -> None:
                 version=__version__,
             )
             app = create_app(service, info, metrics)
-            server = _Server(
-                uvicorn.Config(
-                    app,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="off",
-                    timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT),
-                )
-            )
-            await _run_until_signal(service, server, api_sock, config.name)
+            server = _server(app)
+            servers = [(server, api_sock)]
+            if metrics_sock is not None:
+                servers.append((_server(metrics_app(metrics)), metrics_sock))
+            await _run_until_signal(service, servers)
         finally:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SHUTDOWN_TIMEOUT):
                     await runtime.close()
 
 
+def _server(app: Starlette) -> _Server:
+    return _Server(
+        uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT),
+        )
+    )
+
+
+def metrics_app(metrics: NodeMetrics) -> Starlette:
+    """``/metrics`` alone, for the metrics listener (Prometheus scrapes it apart from the
+    API, so a firewall can open one and not the other)."""
+
+    async def scrape(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/metrics", scrape)])
+
+
 async def _run_until_signal(
-    service: LedgerService, server: _Server, api_sock: socket.socket, name: str
+    service: LedgerService, servers: list[tuple[_Server, socket.socket]]
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -270,21 +298,26 @@ async def _run_until_signal(
     try:
         async with asyncio.TaskGroup() as tg:
             service_task = tg.create_task(service.run(), name="ledger-service")
-            server_task = tg.create_task(server.serve(sockets=[api_sock]), name="rest-api")
-            log.info("node.started", api=str(api_sock.getsockname()))
+            server_tasks = [
+                tg.create_task(server.serve(sockets=[sock]), name=f"http-{i}")
+                for i, (server, sock) in enumerate(servers)
+            ]
+            log.info("node.started", listen=[str(sock.getsockname()) for _, sock in servers])
             stopper = tg.create_task(stop.wait(), name="signals")
             done, _ = await asyncio.wait(
-                {service_task, server_task, stopper}, return_when=asyncio.FIRST_COMPLETED
+                {service_task, stopper, *server_tasks}, return_when=asyncio.FIRST_COMPLETED
             )
             log.info("node.stopping", signal=stopper in done)
             # Stop accepting and drain requests first, then stop the service.
-            server.should_exit = True
+            for server, _ in servers:
+                server.should_exit = True
             try:
                 async with asyncio.timeout(SHUTDOWN_TIMEOUT):
-                    await asyncio.wait({server_task})
+                    await asyncio.wait(server_tasks)
             except TimeoutError:
-                server.force_exit = True
-                server_task.cancel()
+                for (server, _), task in zip(servers, server_tasks, strict=True):
+                    server.force_exit = True
+                    task.cancel()
             service_task.cancel()
             stopper.cancel()
     finally:

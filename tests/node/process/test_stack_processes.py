@@ -46,6 +46,20 @@ def test_every_node_running_and_one_leader(stack: Stack) -> None:
     assert roles == ["follower", "follower", "leader"], (leader, roles)
 
 
+def test_metrics_on_the_metrics_listener(stack: Stack) -> None:
+    for n in stack.nodes:
+        assert n.config.metrics is not None
+        url = f"http://{n.config.metrics.host}:{n.config.metrics.port}/metrics"
+        text = stack.client.get(url, timeout=5.0).text
+        assert "charter_raft_term" in text
+        count = next(
+            line
+            for line in text.splitlines()
+            if line.startswith("charter_fsync_duration_seconds_count")
+        )
+        assert float(count.split()[-1]) > 0, count  # the Raft storage is timed
+
+
 def test_writes_from_each_member_read_from_all(stack: Stack) -> None:
     written: dict[str, str] = {}
     for name in stack.names():
@@ -142,49 +156,107 @@ def test_second_process_on_a_data_dir_is_refused(stack: Stack) -> None:
     assert stack.pid(name) is not None  # the running node is untouched
 
 
+class _Soak:
+    """One writer PUTting without pause while rounds of kill -9 and restart go on."""
+
+    def __init__(self, stack: Stack, rounds: int, seed: int) -> None:
+        self.stack = stack
+        self.rounds = rounds
+        self.rng = random.Random(seed)
+        self.acknowledged: list[tuple[str, str]] = []  # (key, tx_id), acknowledgement order
+        self.failed = 0
+        self.done = asyncio.Event()
+        self.progress = asyncio.Event()
+
+    async def writer(self, client: httpx.AsyncClient) -> None:
+        seq = 0
+        deadline = time.monotonic() + 30.0 * self.rounds + 30.0
+        while not self.done.is_set() and time.monotonic() < deadline:
+            live = [n for n in self.stack.names() if self.stack.pid(n) is not None]
+            if not live:
+                raise AssertionError("no live node to write to")
+            seq += 1
+            key = f"k{seq:05d}"
+            name = self.rng.choice(live)
+            try:
+                r = await client.put(
+                    self.stack.url(name, f"/api/v1/tables/soak/{key}"),
+                    params={"wait": "committed"},
+                    json={"seq": seq},
+                    timeout=15.0,
+                )
+            except httpx.HTTPError:
+                self.failed += 1  # not acknowledged: allowed to be lost
+                continue
+            if r.status_code == 200 and r.json().get("status") == "Committed":
+                self.acknowledged.append((key, r.json()["tx_id"]))
+                self.progress.set()
+            else:
+                self.failed += 1
+
+    async def acks(self, count: int, within: float) -> None:
+        """Wait (bounded) until ``count`` more writes are acknowledged."""
+        target = len(self.acknowledged) + count
+        async with asyncio.timeout(within):
+            while len(self.acknowledged) < target:
+                self.progress.clear()
+                await self.progress.wait()
+
+    async def killer(self, client: httpx.AsyncClient) -> None:
+        try:
+            names = self.stack.names()
+            for _ in range(self.rounds):
+                await self.acks(self.rng.randrange(1, 4), 20.0)
+                victim = self.rng.choice(names)
+                self.stack.kill9(victim)
+                await self.acks(3, 20.0)  # the other two go on committing
+                self.stack.start(victim)
+                await _ready(client, self.stack.url(victim, "/readyz"), 20.0)
+            await self.acks(2, 20.0)
+        finally:
+            self.done.set()
+
+
+async def _ready(client: httpx.AsyncClient, url: str, within: float) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                if (await client.get(url, timeout=2.0)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.05)
+
+
+async def _soak(soak: _Soak) -> None:
+    async with httpx.AsyncClient() as client, asyncio.TaskGroup() as tg:
+        tg.create_task(soak.writer(client))
+        tg.create_task(soak.killer(client))
+
+
 def test_crash_rounds_keep_every_committed_write_in_order(stack: Stack) -> None:
     """Random kill -9 under continuous writes; every acknowledged write survives, in the
     same order, on every node."""
-    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
-    acknowledged: list[tuple[str, str]] = []  # (key, tx_id) in acknowledgement order
-    names = stack.names()
-    seq = 0
-    for round_no in range(CRASH_ROUNDS):
-        victim = rng.choice(names)
-        live = [n for n in names if n != victim]
-        writes_before_kill = rng.randrange(1, 4)
-        for i in range(writes_before_kill + 4):
-            if i == writes_before_kill:
-                stack.kill9(victim)
-            writer = rng.choice(live if i >= writes_before_kill else names)
-            seq += 1
-            key = f"k{seq:05d}"
-            try:
-                tx_id = stack.put(
-                    writer, "soak", key, {"seq": seq, "round": round_no}, timeout=20.0
-                )
-            except (AssertionError, httpx.HTTPError):
-                continue  # not acknowledged (a leader change in the way): allowed to be lost
-            acknowledged.append((key, tx_id))
-        stack.start(victim)
-        stack.wait_ready(victim, within=20.0)
-    assert len(acknowledged) >= CRASH_ROUNDS * 3, acknowledged
-    # Every acknowledged write is on every node, and their transaction ids (view.seqno)
-    # order them the same everywhere: each node reports the tx as Committed at that id.
-    for name in names:
+    seed = int.from_bytes(os.urandom(4), "big")
+    soak = _Soak(stack, CRASH_ROUNDS, seed)
+    began = time.monotonic()
+    asyncio.run(_soak(soak))
+    acknowledged = soak.acknowledged
+    assert len(acknowledged) >= CRASH_ROUNDS * 4, (seed, len(acknowledged))
+    # One writer at a time: acknowledgement order is ledger order, without gaps or repeats.
+    seqnos = [int(t.split(".")[1]) for _, t in acknowledged]
+    assert seqnos == sorted(seqnos) and len(set(seqnos)) == len(seqnos), (seed, acknowledged)
+    for name in stack.names():
         for key, tx_id in acknowledged:
-            seqno = int(tx_id.split(".")[1])
             until(
-                lambda n=name, k=key: stack.get(n, "soak", k) is not None,
-                15.0,
-                f"{key} on {name}",
+                lambda n=name, k=key: stack.get(n, "soak", k) is not None, 15.0, f"{key} on {name}"
             )
             status = stack.client.get(stack.url(name, f"/api/v1/tx/{tx_id}")).json()
-            assert status["status"] == "Committed", (name, tx_id, status)
-            assert seqno > 0
-    # One writer at a time: acknowledgement order is ledger order.
-    seqnos = [int(t.split(".")[1]) for _, t in acknowledged]
-    assert seqnos == sorted(seqnos) and len(set(seqnos)) == len(seqnos), acknowledged
+            assert status["status"] == "Committed", (seed, name, tx_id, status)
+    print(
+        f"{CRASH_ROUNDS} kill -9 rounds: {len(acknowledged)} writes acknowledged, "
+        f"{soak.failed} refused or lost in flight, {time.monotonic() - began:.1f} s"
+    )
 
 
 def _segments(stack: Stack, name: str) -> list[Path]:
