@@ -135,3 +135,5 @@ def test_node_run_refuses_a_bad_config_with_exit_2(home: Path) -> None:
     assert len(r.stderr.strip().splitlines()) == 1 and "[node.config." in r.stderr, r.stderr
     missing = charter(home, "node", "run", "--config", str(home / "absent.toml"))
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    level = charter(home, "node", "run", "--config", str(bad), "--log-level", "loud")
+    assert level.returncode == 2 and "--log-level" in level.stderr, level.stderr
