@@ -297,6 +297,33 @@ def test_torn_final_segment_is_recovered_on_restart(stack: Stack) -> None:
     assert '"torn_tail": null' not in opened[-1] and "torn_tail" in opened[-1], opened[-1]
 
 
+def test_a_cut_into_a_committed_record_is_refused_until_repaired(stack: Stack) -> None:
+    """A record the state file counts as committed was fsynced before that count: a log
+    that lost it is damage (the disk lied), so the node refuses to start rather than vote
+    or serve without it; restoring the file lets it start and catch up."""
+    leader = stack.leader()
+    victim = next(n for n in stack.names() if n != leader)
+    stack.put(leader, "cut", "before", 1)
+    until(lambda: stack.get(victim, "cut", "before") == 1, 10.0, "write reaches victim")
+    _sigterm(stack, victim)
+    last = _segments(stack, victim)[-1]
+    whole = last.read_bytes()
+    with open(last, "r+b") as f:
+        f.truncate(len(whole) - 5)  # the last record, cut in the middle
+    n = stack.node(victim)
+    proc = subprocess.run(
+        node_command(n.config_path), capture_output=True, text=True, timeout=30, check=False
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ledger.corrupt" in lines[0] and "commit" in lines[0], lines
+    last.write_bytes(whole)
+    stack.put(leader, "cut", "while-down", 2)
+    stack.start(victim)
+    stack.wait_ready(victim)
+    until(lambda: stack.get(victim, "cut", "while-down") == 2, 15.0, "victim catches up")
+
+
 class _Caller:
     """What the impostor exports to introduce itself to the submit gate."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +25,6 @@ def test_an_exited_child_is_not_alive_even_before_it_is_reaped(tmp_path: Path) -
     pid_file = tmp_path / "node.pid"
     pid_file.write_text(f"{proc.pid}\n")
     # Wait for the exit without reaping it (waitid with WNOWAIT leaves the zombie).
-    import os
-
     os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
     assert not alive(proc.pid)  # a zombie is gone (and alive() reaps our own child)
     assert read_pid(pid_file) is None
