@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SEEDS  ?= 100000
 JOBS   ?= 0
 
-.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage sim coverage-consensus clean
+.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage sim test-soak coverage-consensus clean
 
 venv: $(STAMP)
 
@@ -61,6 +61,9 @@ bench-raft-storage: venv
 
 sim: venv
 	$(PY) -m charter.consensus.sim --seeds $(SEEDS) --jobs $(JOBS)
+
+test-soak: venv
+	CHARTER_CRASH_ROUNDS=20 $(PY) -m pytest -q tests/node/process -k crash
 
 coverage-consensus: venv
 	$(PY) -m pytest -q tests/consensus --cov=charter.consensus --cov-branch --cov-report=term --cov-fail-under=95

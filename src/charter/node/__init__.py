@@ -8,5 +8,7 @@
 - ``ledger_service``: Raft over OCapN feeding the ledger engine: batched, signed writes,
   forwarding to the leader through ``ledger_submit``, signature transactions, reads;
 - ``ledger_local``: a whole network in one process (demo and tests);
-- ``network`` / ``config``: the shared network file and each node's private config.
+- ``network`` / ``config``: the shared network file and each node's private config;
+- ``process``: one node process (``charter node run``) assembled from its config;
+- ``supervisor``: starting, stopping and watching node processes (``charter stack``).
 """
