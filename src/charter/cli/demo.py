@@ -1,84 +1,83 @@
-"""``charter demo``: the scripted walk-through behind ``make demo``.
+"""``charter demo``: a three-member network of real node processes, scripted.
 
-The demo is a sequence of small steps sharing one context. Every step checks
-what it shows (a refusal that does not happen fails the demo), so the demo is
-also an end-to-end smoke test. Later layers append their steps to ``STEPS``.
+``make demo`` runs this. It creates a stack in a scratch ``CHARTER_HOME``, starts
+three ``charter node run`` processes and walks through what a multi-party network
+promises: every member writes through its own node, the leader is killed with
+SIGKILL and the others elect a new one and keep committing, a receipt verifies
+offline while a tampered copy does not, and the killed node restarts and catches up.
+
+Every step checks what it shows and every wait is bounded, so the demo is also an
+end-to-end test of the node. On any failure it names the step, prints the tail of
+the relevant node's log and stops every node it started; Ctrl-C does the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-import stat
+import contextlib
+import functools
+import os
+import shutil
+import subprocess
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, Final
 
+import httpx
+import typer
+from rich import box
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
-from charter.cli.keys import mnemonic_panel
-from charter.crypto.certs import load_certificate, self_signed_certificate, write_certificate
-from charter.crypto.errors import PassphraseRequiredError, WrongPassphraseError
-from charter.crypto.keyfile import load_ed25519_private_key, write_private_key
-from charter.crypto.keys import Ed25519PrivateKey
+from charter.cli import stack
+from charter.cli.demo_net import (
+    DemoError,
+    StackClient,
+    busy_port,
+    free_base_port,
+    until,
+)
 from charter.errors import CharterError
-from charter.identity.attestation import (
-    DEVICE,
-    NODE,
-    AttestationChain,
-    RevocationRegistry,
-    attest,
-    verify_chain,
-)
-from charter.identity.errors import (
-    AttestationError,
-    AttestationPurposeError,
-    AttestationRevokedError,
-    AttestationRootError,
-)
-from charter.identity.root import ROOT_PATH, RootIdentity, device_path, node_path
-from charter.ledger.engine import TxStatus
-from charter.ledger.errors import LedgerError
-from charter.ledger.signatures import SignaturePolicy
-from charter.ledger.trust import NodeCert
+from charter.identity.attestation import NODE, verify_chain
+from charter.identity.root import RootIdentity, node_path
+from charter.ledger.trust import TrustedNodes, load_network
 from charter.ledger.verify import verify_receipt
-from charter.node.ledger_local import LocalLedgerNetwork
-from charter.node.ledger_service import LedgerSettings, SubmitTicket
+from charter.node.supervisor import LOG_FILE, NodeTarget, kill_group, start_node, tail, wait_ready
 
-_T = TypeVar("_T")
+__all__ = ["MEMBERS", "STACK_NAME", "STEPS", "DemoError", "demo"]
 
-
-class DemoError(CharterError):
-    """A demo step did not see what it set out to show."""
-
-    code = "demo.step"
+STACK_NAME: Final = "demo"
+MEMBERS: Final = ("acme-bank", "globex-shipping", "initech-insurance")
+UP_TIMEOUT: Final = 30.0
+ELECTION_TIMEOUT: Final = 20.0
+CATCH_UP_TIMEOUT: Final = 20.0
+READ_TIMEOUT: Final = 10.0
+STOP_TIMEOUT: Final = 10.0
+LOG_TAIL: Final = 15
 
 
 @dataclass
-class DemoContext:
-    """What the steps share: a scratch directory and what earlier steps made."""
+class Demo:
+    """What the steps share: the stack, its nodes' APIs and what earlier steps did."""
 
-    workdir: Path
     console: Console
-    words: str = ""
-    identity: RootIdentity | None = None
-    device_key: Ed25519PrivateKey | None = None
-    node_key: Ed25519PrivateKey | None = None
-    chain_path: Path | None = None
-    registry: RevocationRegistry = field(default_factory=RevocationRegistry)
-
-    def need_identity(self) -> RootIdentity:
-        return _need(self.identity, "root identity")
-
-    def need_device(self) -> Ed25519PrivateKey:
-        return _need(self.device_key, "device key")
-
-    def need_node(self) -> Ed25519PrivateKey:
-        return _need(self.node_key, "node key")
-
-    def need_chain_path(self) -> Path:
-        return _need(self.chain_path, "chain file")
+    directory: Path
+    api: StackClient
+    leader: str = ""
+    first_leader: str = ""
+    killed: str = ""
+    election_s: float = 0.0
+    catch_up_s: float = 0.0
+    writes: dict[str, object] = field(default_factory=dict)
+    """What was written while the killed node was down: key -> value."""
+    tx_ids: list[str] = field(default_factory=list)
+    restarted: subprocess.Popen[bytes] | None = None
+    suspect: str | None = None
+    """The node whose log explains a failure of the current step."""
 
     def ok(self, text: str) -> None:
         self.console.print(f"  [green]ok[/]       {text}")
@@ -86,278 +85,360 @@ class DemoContext:
     def info(self, text: str) -> None:
         self.console.print(f"  [dim]..[/]       {text}")
 
-    def expect_refusal(
-        self, what: str, error: type[CharterError], action: Callable[[], object]
-    ) -> None:
-        """Run ``action``; it must fail with ``error``, which is shown with its code."""
-        try:
-            action()
-        except error as exc:
-            self.console.print(
-                f"  [yellow]refused[/]  {what}: [dim]\\[{exc.code}][/] {exc.message}"
-            )
-            return
-        raise DemoError(f"{what} was accepted; it must be refused")
+    def node(self, name: str) -> stack.StackNode:
+        return self.api.node(name)
+
+    def live(self) -> list[stack.StackNode]:
+        return [n for n in self.api.nodes if n.entry.name != self.killed]
+
+    def trusted(self) -> TrustedNodes:
+        # What `charter receipt verify --network` reads: the public network file.
+        return load_network(self.directory / stack.NETWORK_FILE)
 
 
-def _need(value: _T | None, what: str) -> _T:
-    if value is None:
-        raise DemoError(f"an earlier step should have produced the {what}")
-    return value
-
-
-def step_root_identity(ctx: DemoContext) -> None:
-    identity, words = RootIdentity.generate()
-    ctx.identity, ctx.words = identity, words
-    ctx.console.print(mnemonic_panel(words))
-    ctx.ok(f"root key at {ROOT_PATH}: {identity.root_key().public_key.designator}")
-
-
-def step_recover(ctx: DemoContext) -> None:
-    identity = ctx.need_identity()
-    recovered = RootIdentity.from_mnemonic(ctx.words)
-    if recovered.root_key().public_key != identity.root_key().public_key:
-        raise DemoError("the words did not recover the same root key")
-    ctx.ok("the 24 words alone recover the same root key")
-
-
-def step_derive(ctx: DemoContext) -> None:
-    identity = ctx.need_identity()
-    ctx.device_key = identity.derive(device_path(0))
-    ctx.node_key = identity.derive(node_path(0))
-    for role, path, key in (
-        ("root", ROOT_PATH, identity.root_key()),
-        ("device", device_path(0), ctx.device_key),
-        ("node", node_path(0), ctx.node_key),
-    ):
-        ctx.info(f"{role:<7} {path:<8} {key.public_key.designator}")
-    ctx.ok("three independent Ed25519 keys from one seed (hardened derivation)")
-
-
-def step_attest(ctx: DemoContext) -> None:
-    identity = ctx.need_identity()
-    device, node = ctx.need_device(), ctx.need_node()
-    chain = attest(identity.root_key(), device.public_key, DEVICE, epoch=1).extend(
-        device, node.public_key, NODE
-    )
-    ctx.chain_path = ctx.workdir / "node.chain"
-    ctx.chain_path.write_bytes(chain.to_bytes())
-    ctx.ok(f"root -> device -> node, epoch 1: {ctx.chain_path.name}, {len(chain.to_bytes())} bytes")
-    ctx.info("each link signs canonical Syrup <charter-attestation root issuer subject ...>")
-
-
-def step_verify(ctx: DemoContext) -> None:
-    root = ctx.need_identity().root_key().public_key
-    ctx.registry.raise_min_epoch(root, 1)
-    chain = AttestationChain.load(ctx.need_chain_path().read_bytes())
-    result = verify_chain(
-        chain, revocations=ctx.registry, expected_root=root, expected_purpose=NODE
-    )
-    if result.leaf != ctx.need_node().public_key:
-        raise DemoError("the verified leaf is not the node key")
-    ctx.ok(f"root  {result.root.designator}")
-    ctx.ok(f"leaf  {result.leaf.designator}")
-    ctx.ok(f"purposes {' -> '.join(('root', *result.purposes))}, epoch {result.epoch}")
-
-
-def step_tampered(ctx: DemoContext) -> None:
-    data = bytearray(ctx.need_chain_path().read_bytes())
-    data[len(data) // 2] ^= 0x01
-    ctx.expect_refusal(
-        "chain with one flipped bit",
-        AttestationError,
-        lambda: verify_chain(AttestationChain.load(bytes(data))),
-    )
-    chain = AttestationChain.load(ctx.need_chain_path().read_bytes())
-    other_root = Ed25519PrivateKey.generate().public_key
-    ctx.expect_refusal(
-        "chain checked against another root",
-        AttestationRootError,
-        lambda: verify_chain(chain, expected_root=other_root),
-    )
-    ctx.expect_refusal(
-        "node key presented as a device",
-        AttestationPurposeError,
-        lambda: verify_chain(chain, expected_purpose=DEVICE),
-    )
-
-
-def step_revoke(ctx: DemoContext) -> None:
-    identity = ctx.need_identity()
-    root = identity.root_key().public_key
-    old = AttestationChain.load(ctx.need_chain_path().read_bytes())
-    ctx.registry.raise_min_epoch(root, 2)
-    ctx.info("the root moves to epoch 2 (say, the device was lost)")
-    ctx.expect_refusal(
-        "epoch-1 chain",
-        AttestationRevokedError,
-        lambda: verify_chain(old, revocations=ctx.registry),
-    )
-    fresh = attest(identity.root_key(), ctx.need_node().public_key, NODE, epoch=2)
-    result = verify_chain(fresh, revocations=ctx.registry, expected_root=root)
-    ctx.ok(f"re-attested directly by the root at epoch {result.epoch}: accepted")
-
-
-def step_key_file(ctx: DemoContext) -> None:
-    node = ctx.need_node()
-    path = ctx.workdir / "node.key"
-    passphrase = b"demo passphrase, use a better one"
-    write_private_key(path, node, passphrase=passphrase)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode != 0o600:
-        raise DemoError(f"key file has mode {mode:04o}, not 0600")
-    ctx.ok(f"{path.name}: encrypted PKCS#8 PEM, mode {mode:04o}")
-    loaded = load_ed25519_private_key(path, passphrase=passphrase)
-    if loaded.public_key != node.public_key:
-        raise DemoError("the reloaded key differs")
-    ctx.ok("reloaded with the passphrase: same key")
-    ctx.expect_refusal(
-        "wrong passphrase",
-        WrongPassphraseError,
-        lambda: load_ed25519_private_key(path, passphrase=b"guess"),
-    )
-    ctx.expect_refusal(
-        "no passphrase", PassphraseRequiredError, lambda: load_ed25519_private_key(path)
-    )
-
-
-def step_certificate(ctx: DemoContext) -> None:
-    node = ctx.need_node()
-    path = write_certificate(ctx.workdir / "node.crt", self_signed_certificate(node))
-    cert = load_certificate(path)
-    cert.verify_self_signed()
-    if not cert.matches(node.public_key):
-        raise DemoError("the certificate does not carry the node key")
-    ctx.ok(f"{path.name}: CN={cert.common_name}, valid until {cert.not_after:%Y-%m-%d}")
-    ctx.ok("its public key is the node key (what TLS peers will pin)")
-
-
-NETWORK_SECONDS = 25.0
-"""The network act's bound: it fails with a typed error rather than hang."""
-
-
-def step_network(ctx: DemoContext) -> None:
-    try:
-        asyncio.run(_network_act(ctx))
-    except TimeoutError:
-        raise DemoError(f"the network act did not finish within {NETWORK_SECONDS:g} s") from None
-
-
-async def _network_act(ctx: DemoContext) -> None:
-    ctx.info("at this stage the three members run in this one process: each has")
-    ctx.info("its own keys, OCapN runtime and Raft log, and they talk only over TLS")
-    ctx.info("on loopback. Separate node processes come with `charter node run`")
-    ctx.info("and `charter stack up`.")
-    keys: dict[int, Ed25519PrivateKey] = {}
-    for nid in (1, 2, 3):
-        identity, _ = RootIdentity.generate()  # each member's own fresh 24 words
-        keys[nid] = identity.derive(node_path(0))
-    settings = LedgerSettings(signature_policy=SignaturePolicy(every_tx=100, every_ms=100))
-    async with asyncio.timeout(NETWORK_SECONDS):
-        async with LocalLedgerNetwork("tls", settings=settings, node_keys=keys) as net:
-            for m in net.members.values():
-                loc = m.runtime.location()
-                hints = loc.hints_dict()
-                ctx.info(
-                    f"{m.name} at {hints.get('host')}:{hints.get('port')}, "
-                    f"pinned key {loc.designator[:16]}..."
-                )
-            leader = await net.elect()
-            term = net.service(leader).summary().term
-            ctx.ok(f"leader elected: {net.members[leader].name} (term {term})")
-
-            tickets = await _write_from_each(net, "hello")
-            for nid, ticket in tickets.items():
-                via = "" if nid == leader else " (forwarded to the leader)"
-                ctx.ok(
-                    f"write from {net.members[nid].name}: tx {ticket.tx_id} {ticket.status}{via}"
-                )
-
-            follower = next(n for n in net.ids if n != leader)
-            tx_id = tickets[follower].tx_id
-            receipt = net.service(follower).receipt(tx_id, "cose")
-            path = ctx.workdir / "receipt.cose"
-            path.write_bytes(receipt)
-            verified = verify_receipt(path.read_bytes(), net.trusted())
-            if verified.signer != _ledger_node_id(net, leader):
-                raise DemoError("the receipt was not signed by the leader's ledger key")
-            ctx.ok(
-                f"receipt for {tx_id}: {len(receipt)}-byte COSE_Sign1, verified offline "
-                f"against the members' certificates (signer {verified.signer[:12]}...)"
-            )
-            damaged = bytearray(receipt)
-            damaged[len(damaged) - 3] ^= 0x01
-            ctx.expect_refusal(
-                "receipt with one flipped bit",
-                LedgerError,
-                lambda: verify_receipt(bytes(damaged), net.trusted()),
-            )
-
-            await net.stop(leader)
-            ctx.info(f"{net.members[leader].name} (the leader) stopped")
-            new_leader = await net.elect()
-            term = net.service(new_leader).summary().term
-            ctx.ok(f"new leader elected: {net.members[new_leader].name} (term {term})")
-            more = await _write_from_each(net, "again")
-            for nid, ticket in more.items():
-                ctx.ok(f"write from {net.members[nid].name}: tx {ticket.tx_id} {ticket.status}")
-            last = next(iter(more.values())).tx_id
-            signed = verify_receipt(net.service(new_leader).receipt(last), net.trusted())
-            if signed.signer != _ledger_node_id(net, new_leader):
-                raise DemoError("the new leader did not sign the new writes")
-            ctx.ok(f"the new leader signed them; {last}'s JSON receipt verifies")
-
-
-async def _write_from_each(net: LocalLedgerNetwork, tag: str) -> dict[int, SubmitTicket]:
-    live = net.live()
-    tickets = await asyncio.gather(
-        *(
-            net.service(n).submit(
-                [("greetings", f"{tag}-{n}", f"{tag} from member {n}".encode())],
-                wait="committed",
-            )
-            for n in live
+def step_identities(d: Demo) -> None:
+    network, _ = stack.open_stack(STACK_NAME)
+    roots = {m.name: m.public_key for m in network.members}
+    for entry in network.nodes:
+        words_file = d.directory / entry.member / stack.WORDS_FILE
+        lines = words_file.read_text(encoding="utf-8").splitlines()
+        words = " ".join(line for line in lines if line and not line.startswith("#"))
+        identity = RootIdentity.from_mnemonic(words)
+        if identity.root_key().public_key != roots[entry.member]:
+            raise DemoError(f"{entry.member}'s words do not give its member key")
+        derived = identity.derive(node_path(0)).public_key
+        if derived != entry.identity:
+            raise DemoError(f"{entry.name}'s key is not derived from {entry.member}'s words")
+        chain_file = d.node(entry.name).config.keys.attestation
+        chain = verify_chain(
+            type(entry.attestation).load(chain_file.read_bytes()),
+            expected_root=roots[entry.member],
+            expected_purpose=NODE,
         )
+        if chain.leaf != derived:
+            raise DemoError(f"{entry.name}'s attestation names another key")
+        d.ok(
+            f"{entry.member:<18} 24 words -> {node_path(0)} {derived.designator[:24]}..., "
+            f"attested by member root {chain.root.designator[:20]}..."
+        )
+    d.info("the network file lists each node key with its chain; peers pin these keys in TLS")
+
+
+def step_up(d: Demo) -> None:
+    stack.up(STACK_NAME, timeout=UP_TIMEOUT)
+
+
+def step_status(d: Demo) -> None:
+    stack.status(STACK_NAME, as_json=False)
+    leader = until(lambda: d.api.agreed_leader(d.api.nodes), READ_TIMEOUT, "an agreed leader")
+    d.leader = leader.entry.name
+    term = d.api.status(leader)["term"]
+    d.ok(f"one leader: {d.leader} (term {term}); the other two follow")
+
+
+def _write_each(d: Demo, table: str, tag: str) -> dict[str, object]:
+    """One committed write through each live member's own API; key -> value."""
+    written: dict[str, object] = {}
+    for n in d.live():
+        d.suspect = n.entry.name
+        key = f"{tag}-{n.entry.member}"
+        began = time.monotonic()
+        value = {"from": n.entry.member, "tag": tag}
+        doc = d.api.put(n, table, key, value)
+        ms = (time.monotonic() - began) * 1000
+        via = " (forwarded to the leader)" if n.entry.name != d.leader else ""
+        d.ok(
+            f"{n.entry.member:<18} PUT {table}/{key}: tx {doc['tx_id']} {doc['status']} "
+            f"in {ms:.0f} ms{via}"
+        )
+        d.tx_ids.append(str(doc["tx_id"]))
+        written[key] = value
+    d.suspect = None
+    return written
+
+
+def _read_all(d: Demo, reader: stack.StackNode, table: str, written: dict[str, object]) -> None:
+    """Wait until ``reader`` returns every value of ``written`` (bounded)."""
+    for key, value in written.items():
+        until(
+            functools.partial(_returns, d.api, reader, table, key, value),
+            READ_TIMEOUT,
+            f"{table}/{key} on {reader.entry.name}",
+        )
+
+
+def _returns(api: StackClient, node: stack.StackNode, table: str, key: str, value: object) -> bool:
+    return bool(api.get(node, table, key) == value)
+
+
+def _read_back(
+    d: Demo, table: str, written: dict[str, object], readers: list[stack.StackNode]
+) -> None:
+    for reader in readers:
+        d.suspect = reader.entry.name
+        _read_all(d, reader, table, written)
+        d.ok(f"{reader.entry.name:<27} GET returns all {len(written)} values")
+    d.suspect = None
+
+
+def step_writes(d: Demo) -> None:
+    written = _write_each(d, "greetings", "hello")
+    _read_back(d, "greetings", written, d.api.nodes)
+
+
+def step_kill_leader(d: Demo) -> None:
+    victim = d.node(d.leader)
+    pid = victim.pid()
+    if pid is None:
+        raise DemoError(f"{d.leader} has no running process")
+    kill_group(pid)
+    d.killed = d.first_leader = d.leader
+    until(lambda: victim.pid() is None, STOP_TIMEOUT, f"{d.leader} gone after SIGKILL")
+    d.ok(f"kill -9 {pid}: {d.leader}, the leader, is gone")
+
+
+def step_new_leader(d: Demo) -> None:
+    began = time.monotonic()
+    rest = d.live()
+    leader = until(lambda: d.api.agreed_leader(rest), ELECTION_TIMEOUT, "a new leader")
+    d.election_s = time.monotonic() - began
+    d.leader = leader.entry.name
+    term = d.api.status(leader)["term"]
+    d.ok(f"new leader: {d.leader} (term {term}), elected {d.election_s:.2f} s after the kill")
+
+
+def step_writes_continue(d: Demo) -> None:
+    d.writes = _write_each(d, "greetings", "again")
+    _read_back(d, "greetings", d.writes, d.live())
+    d.info(f"{d.killed} is down: two of three members are a quorum")
+
+
+def step_receipt(d: Demo) -> None:
+    tx_id = d.tx_ids[-1]
+    source = d.live()[0]
+    d.suspect = source.entry.name
+    trusted = d.trusted()
+    for suffix, filename in (("receipt", "receipt.json"), ("receipt.cose", "receipt.cose")):
+        data = until(
+            functools.partial(d.api.receipt, source, tx_id, suffix),
+            READ_TIMEOUT,
+            f"{suffix} of {tx_id}",
+        )
+        path = d.directory / filename
+        path.write_bytes(data)
+        verified = verify_receipt(path.read_bytes(), trusted)
+        d.ok(
+            f"{filename}: {len(data)} bytes from {source.entry.name}, saved, verified offline: "
+            f"tx {verified.tx_id or tx_id}, root {verified.root.hex()[:16]}..., "
+            f"signer {verified.signer[:12]}..."
+        )
+        forged = bytearray(data)
+        forged[len(forged) // 2] ^= 0x01
+        try:
+            verify_receipt(bytes(forged), trusted)
+        except CharterError as exc:
+            d.console.print(
+                f"  [yellow]refused[/]  {filename} with one flipped bit: "
+                f"[dim]\\[{escape(exc.code)}][/] {escape(exc.message)}"
+            )
+        else:
+            raise DemoError(f"{filename} with a flipped bit was accepted")
+    d.info(f"the same check by hand: charter receipt verify FILE --network {stack.NETWORK_FILE}")
+    d.suspect = None
+
+
+def step_restart(d: Demo) -> None:
+    node = d.node(d.killed)
+    d.suspect = node.entry.name
+    d.restarted = start_node(node.config_path, node.config.data_dir)
+    began = time.monotonic()
+    targets = [
+        NodeTarget(n.entry.name, n.entry.api_url, n.config.data_dir / LOG_FILE) for n in d.api.nodes
+    ]
+    restarted = d.restarted
+
+    def exited(name: str) -> int | None:
+        return restarted.poll() if name == node.entry.name else None
+
+    probes = asyncio.run(wait_ready(targets, within=UP_TIMEOUT, exited=exited))
+    at_ready = next(p.applied for p in probes if p.name == node.entry.name)
+    d.ok(
+        f"{node.entry.name} restarted (pid {restarted.pid}) on its data directory: ready "
+        f"{time.monotonic() - began:.2f} s later, applied index {at_ready}"
     )
-    for ticket in tickets:
-        if ticket.status is not TxStatus.COMMITTED:
-            raise DemoError(f"tx {ticket.tx_id} is {ticket.status}: {ticket.reason}")
-    return dict(zip(live, tickets, strict=True))
+    leader = d.node(d.leader)
+    target = int(d.api.status(leader)["applied_index"])
+
+    def caught_up() -> int | None:
+        applied = int(d.api.status(node)["applied_index"])
+        return applied if applied >= target else None
+
+    applied = until(caught_up, CATCH_UP_TIMEOUT, f"{node.entry.name} catching up")
+    d.catch_up_s = time.monotonic() - began
+    d.ok(
+        f"applied index {applied} reached the leader's {target} "
+        f"{d.catch_up_s:.2f} s after the restart"
+    )
+    _read_all(d, node, "greetings", d.writes)
+    d.ok(f"{node.entry.name} returns the {len(d.writes)} writes made while it was down")
+    d.killed = ""
+    d.suspect = None
 
 
-def _ledger_node_id(net: LocalLedgerNetwork, nid: int) -> str:
-    return NodeCert.from_x509(net.members[nid].ledger_cert.x509).node_id
+def step_down(d: Demo) -> None:
+    stack.down(STACK_NAME, timeout=STOP_TIMEOUT)
+    left = [n.entry.name for n in d.api.nodes if n.pid() is not None]
+    if left:
+        raise DemoError(f"still running after stack down: {', '.join(left)}")
+    d.ok("every node process has exited")
 
 
-Step = tuple[str, Callable[[DemoContext], None]]
+Step = tuple[str, Callable[[Demo], None]]
 
 STEPS: list[Step] = [
-    ("Create a root identity from a fresh 24-word mnemonic", step_root_identity),
-    ("Recover it from the words", step_recover),
-    ("Derive device and node keys at SLIP-10 paths", step_derive),
-    ("Attest the node key: root -> device -> node", step_attest),
-    ("Verify the chain", step_verify),
-    ("Tampered and misused chains are refused", step_tampered),
-    ("Revocation by epoch", step_revoke),
-    ("Passphrase-protected key file", step_key_file),
-    ("Self-signed certificate for the node key", step_certificate),
-    ("A three-member network", step_network),
+    ("Three members, each node key derived from its member's 24 words", step_identities),
+    ("Start the network: one `charter node run` process per member", step_up),
+    ("Status of every node", step_status),
+    ("Each member writes through its own node", step_writes),
+    ("Kill the leader's process with SIGKILL", step_kill_leader),
+    ("The others elect a new leader", step_new_leader),
+    ("Writes continue", step_writes_continue),
+    ("A receipt, verified offline", step_receipt),
+    ("Restart the killed node: it catches up", step_restart),
+    ("Stop the network", step_down),
 ]
 
 
-def run_demo(console: Console, workdir: Path, steps: list[Step] | None = None) -> DemoContext:
-    ctx = DemoContext(workdir=workdir, console=console)
-    chosen = STEPS if steps is None else steps
-    for number, (title, step) in enumerate(chosen, start=1):
-        console.rule(f"[bold]{number}. {title}", align="left")
-        step(ctx)
+@contextlib.contextmanager
+def _charter_home(home: Path) -> Iterator[None]:
+    old = os.environ.get("CHARTER_HOME")
+    os.environ["CHARTER_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("CHARTER_HOME", None)
+        else:
+            os.environ["CHARTER_HOME"] = old
+
+
+def _stop_everything(
+    nodes: list[stack.StackNode], restarted: subprocess.Popen[bytes] | None
+) -> None:
+    for n in nodes:
+        pid = n.pid()
+        if pid is not None:
+            kill_group(pid)
+    if restarted is not None:
+        kill_group(restarted.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            restarted.wait(timeout=STOP_TIMEOUT)
+    for n in nodes:
+        until(functools.partial(_stopped, n), STOP_TIMEOUT, f"{n.entry.name} stopped")
+
+
+def _stopped(node: stack.StackNode) -> bool:
+    return node.pid() is None
+
+
+def _report_failure(console: Console, number: int, title: str, d: Demo | None) -> None:
+    console.print(f"[bold red]step {number} failed[/]: {escape(title)}")
+    if d is None:
+        return
+    names = [d.suspect] if d.suspect else [n.entry.name for n in d.api.nodes]
+    for name in names:
+        log = d.node(name).config.data_dir / LOG_FILE
+        console.print(f"last lines of {log}:", markup=False)
+        for line in tail(log, LOG_TAIL):
+            console.print(f"  {line}", markup=False)
+
+
+def run_demo(console: Console, home: Path, base_port: int) -> None:
+    """The scenario in ``home`` (a ``CHARTER_HOME``); every node is stopped on return."""
+    began = time.monotonic()
+    with _charter_home(home):
+        console.rule("[bold]0. Create the stack", align="left")
+        stack.init(
+            STACK_NAME,
+            members=len(MEMBERS),
+            base_port=base_port,
+            names=",".join(MEMBERS),
+            force=False,
+        )
+        directory = stack.stack_dir(STACK_NAME)
+        _, nodes = stack.open_stack(STACK_NAME)
+        with httpx.Client() as client:
+            d = Demo(console, directory, StackClient(nodes, client))
+            number, title = 0, "Create the stack"
+            try:
+                for number, (title, step) in enumerate(STEPS, start=1):
+                    console.rule(f"[bold]{number}. {escape(title)}", align="left")
+                    step(d)
+            except typer.Exit as exc:
+                if exc.exit_code == 0:
+                    raise
+                _report_failure(console, number, title, None)
+                raise DemoError(f"step {number} ({title}) failed") from None
+            except KeyboardInterrupt:
+                console.print("[bold red]interrupted[/]: stopping every node")
+                raise DemoError(f"interrupted during step {number} ({title})") from None
+            except Exception as exc:
+                _report_failure(console, number, title, d)
+                if isinstance(exc, CharterError):
+                    raise DemoError(f"step {number} ({title}): {exc.message}") from None
+                raise DemoError(f"step {number} ({title}): {exc}") from None
+            finally:
+                _stop_everything(nodes, d.restarted)
     console.rule("[bold green]demo complete", align="left")
-    return ctx
+    summary = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
+    summary.add_column(style="bold", no_wrap=True)
+    summary.add_column()
+    for label, value in (
+        ("members", ", ".join(MEMBERS)),
+        ("committed writes", f"{len(d.tx_ids)}, each through the writer's own node"),
+        ("leader killed", f"{d.first_leader}; {d.leader} elected in {d.election_s:.2f} s"),
+        ("receipt", "JSON and COSE verified offline; tampered copies refused"),
+        ("restarted node", f"{d.first_leader} caught up in {d.catch_up_s:.2f} s"),
+        ("total", f"{time.monotonic() - began:.1f} s; every node stopped"),
+    ):
+        summary.add_row(label, value)
+    console.print(summary)
 
 
-def demo() -> None:
-    """Run the scripted scenario in a fresh temporary directory, printing what happens."""
-    console = Console(highlight=False)
-    with tempfile.TemporaryDirectory(prefix="charter-demo-") as tmp:
-        console.print(f"[dim]working in {tmp} (removed afterwards)[/]")
-        run_demo(console, Path(tmp))
+def demo(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="CHARTER_HOME to use (default: a fresh temporary one)."),
+    ] = None,
+    base_port: Annotated[
+        int | None,
+        typer.Option("--base-port", help="First port (default: a free range is found)."),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the stack's files afterwards.")
+    ] = False,
+) -> None:
+    """Start a local three-member network and run a scripted multi-party scenario."""
+    # soft_wrap: a line stays one line in a pipe or log, whatever the width.
+    console = Console(highlight=False, soft_wrap=True)
+    if base_port is None:
+        base_port = free_base_port(len(MEMBERS))
+    else:
+        port = busy_port(base_port, len(MEMBERS))
+        if port is not None:
+            raise DemoError(f"port {port} (of --base-port {base_port}) is already in use")
+    scratch = home is None
+    root = Path(tempfile.mkdtemp(prefix="charter-demo-")) if home is None else home
+    root.mkdir(parents=True, exist_ok=True)
+    with _charter_home(root):
+        stack.refuse_existing(stack.stack_dir(STACK_NAME), force=False)
+    console.print(f"[dim]CHARTER_HOME={root}, ports {base_port}..{base_port + 22}[/]")
+    try:
+        run_demo(console, root, base_port)
+    finally:
+        if keep:
+            console.print(f"[dim]kept {root / 'stacks' / STACK_NAME}[/]")
+        elif scratch:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            shutil.rmtree(root / "stacks" / STACK_NAME, ignore_errors=True)
