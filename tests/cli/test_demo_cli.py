@@ -71,21 +71,24 @@ def test_demo_runs_the_scenario_and_leaves_nothing_running(cli: CliRunner, home:
     assert out.count("forwarded to the leader") >= 2
     assert out.count("GET returns all 3 values") == 3
     # failover
-    killed = re.search(r"kill -9 (\d+): (\S+), the leader, is gone", out)
+    killed = re.search(r"kill -9 (\d+): (\S+), the leader, is gone \(applied index \d+\)", out)
     assert killed, out
     new = re.search(r"new leader: (\S+) \(term (\d+)\), elected [\d.]+ s after the kill", out)
     assert new and new.group(1) != killed.group(2), out
     assert out.count("GET returns all 2 values") == 2
     assert out.count("Committed") == 5
     # receipts: both forms verified offline, both tampered copies refused
-    assert re.search(r"receipt\.json: \d+ bytes from \S+, saved, verified offline", out)
-    assert re.search(r"receipt\.cose: \d+ bytes from \S+, saved, verified offline", out)
-    assert "refused  receipt.json with one flipped bit: [ledger.receipt" in out
-    assert "refused  receipt.cose with one flipped bit: [ledger.receipt" in out
+    for form, suffix in (("json", "receipt"), ("cose", "receipt.cose")):
+        assert re.search(rf"GET /api/v1/tx/\d+\.\d+/{suffix} from \S+: \d+ bytes", out)
+        assert re.search(rf"OK {form} receipt  tx \d+\.\d+  root [0-9a-f]{{64}}  signer", out)
+        assert f"receipt.{form} verified offline against the members' ledger certificates" in out
+        assert f"refused  tampered-receipt.{form}, one bit flipped: [ledger.receipt" in out
     # restart and catch-up
     assert f"{killed.group(2)} restarted (pid " in out
-    caught = re.search(r"applied index (\d+) reached the leader's (\d+)", out)
-    assert caught and int(caught.group(1)) >= int(caught.group(2)) > 0, out
+    caught = re.search(r"applied index (\d+) when killed -> (\d+): reached the leader's (\d+)", out)
+    assert caught, out
+    before, after, leader = (int(g) for g in caught.groups())
+    assert after >= leader > before > 0, out
     assert f"{killed.group(2)} returns the 2 writes made while it was down" in out
     assert "every node process has exited" in out
     assert "demo complete" in out
