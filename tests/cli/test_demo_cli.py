@@ -132,6 +132,42 @@ def test_a_failing_step_names_itself_shows_the_log_and_stops_every_node(
     assert (home / "stacks" / demo.STACK_NAME / "network.json").is_file()  # --keep
 
 
+def test_a_node_that_cannot_start_fails_the_start_step(
+    cli: CliRunner, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held: list[socket.socket] = []
+
+    def take_a_node_port(d: demo.Demo) -> None:
+        api = d.api.nodes[2].config.api
+        s = socket.socket()
+        held.append(s)
+        s.bind((api.host, api.port))
+        s.listen()
+
+    monkeypatch.setattr(demo, "STEPS", [("Take a port", take_a_node_port), demo.STEPS[1]])
+    try:
+        result = cli("demo", "--home", str(home))
+    finally:
+        for s in held:
+            s.close()
+    assert result.code == 1
+    last = result.err.splitlines()[-1]
+    assert last == f"error [demo.step] step 2 ({demo.STEPS[1][0]}) failed", result.err
+    assert "Address already in use" in result.err  # the tail of the node's log
+    assert "step 2 failed" in result.out
+    assert not _processes_under(home)
+    assert not (home / "stacks" / demo.STACK_NAME).exists()
+
+
+def test_a_kept_stack_is_not_overwritten(cli: CliRunner, home: Path) -> None:
+    kept = home / "stacks" / demo.STACK_NAME
+    kept.mkdir(parents=True)
+    (kept / "network.json").write_text("{}")
+    line = cli("demo", "--home", str(home)).error_line()
+    assert line.startswith(f"error [demo.step] {kept} exists")
+    assert (kept / "network.json").read_text() == "{}"
+
+
 def test_ctrl_c_stops_every_node_and_exits_1(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc = subprocess.Popen(

@@ -438,7 +438,9 @@ def demo(
     root = Path(tempfile.mkdtemp(prefix="charter-demo-")) if home is None else home
     root.mkdir(parents=True, exist_ok=True)
     with _charter_home(root):
-        stack.refuse_existing(stack.stack_dir(STACK_NAME), force=False)
+        existing = stack.stack_dir(STACK_NAME)
+    if existing.exists():
+        raise DemoError(f"{existing} exists (an earlier --keep?): remove it or use another --home")
     console.print(f"[dim]CHARTER_HOME={root}, ports {base_port}..{base_port + 22}[/]")
     try:
         run_demo(console, root, base_port)
