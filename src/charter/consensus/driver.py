@@ -2,19 +2,25 @@
 
 The driver owns the only clock (a tick every ``tick_interval`` seconds), feeds received
 messages to the core, and runs the Ready loop in the order the core requires: persist,
-send, apply, advance. Until the ledger and OCapN layers provide a disk and a network, the
-storage is a MemoryStorage and the transport a MemoryNetwork of asyncio queues.
+send, apply, advance. A storage with ``blocking_io`` (on disk) is persisted from a worker
+thread, one Ready at a time: while that persist is in flight neither the core nor the
+storage is touched, and ticks, received messages and client calls wait in a queue that is
+fed to the core, in arrival order, once the Ready has been advanced. A memory storage is
+persisted inline, so in-memory clusters stay fast and deterministic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
+from collections import deque
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from charter.consensus.errors import ConsensusError, DriverStopped, ProposalDropped
 from charter.consensus.raft import Config, RaftNode
-from charter.consensus.storage import MemoryStorage
+from charter.consensus.storage import RaftStorage
 from charter.consensus.types import ConfChange, Entry, EntryKind, Message, Ready, Snapshot
 
 ApplyFn = Callable[[Entry], None]
@@ -22,6 +28,8 @@ ApplyFn = Callable[[Entry], None]
 
 RestoreFn = Callable[[Snapshot], None]
 """Called when a snapshot replaces the application's state."""
+
+_T = TypeVar("_T")
 
 
 class _Pulse:
@@ -88,7 +96,7 @@ class RaftDriver:
     def __init__(
         self,
         config: Config,
-        storage: MemoryStorage,
+        storage: RaftStorage,
         network: MemoryNetwork,
         apply: ApplyFn,
         *,
@@ -108,6 +116,10 @@ class RaftDriver:
         self._running = False
         self._pulse = _Pulse()
         self._wake = asyncio.Event()
+        self._blocking = bool(storage.blocking_io)
+        self._persisting = False
+        self._held: deque[Callable[[], None]] = deque()
+        self._calls: set[asyncio.Future[Any]] = set()
         self.applied_index = storage.snapshot_index()
         if restore is not None and self.applied_index > 0:
             # A restarted node's application starts from its latest snapshot; the core then
@@ -146,24 +158,43 @@ class RaftDriver:
         for t in self._tasks:
             t.cancel()
 
+    @property
+    def persisting(self) -> bool:
+        """True while a Ready is being persisted in a worker thread."""
+        return self._persisting
+
     async def _ticker(self) -> None:
+        node = self.node
         while True:
             await asyncio.sleep(self._tick_interval)
-            self.node.tick()
-            self._process()
+            if self._persisting:
+                self._held.append(node.tick)
+            else:
+                node.tick()
+                self._process()
 
     async def _flusher(self) -> None:
         # Client calls only wake this task, so every call made in one turn of the event
         # loop lands in one Ready: one append message per follower for the whole batch.
+        # On a blocking storage this task is the Ready loop itself.
         while True:
             await self._wake.wait()
             self._wake.clear()
-            self._process()
+            if self._blocking:
+                await self._process_blocking()
+            else:
+                self._process()
 
     async def _receiver(self, inbox: asyncio.Queue[Message]) -> None:
         node = self.node
         while True:
-            node.step(await inbox.get())
+            m = await inbox.get()
+            if self._persisting:
+                self._held.append(functools.partial(node.step, m))
+                while not inbox.empty():
+                    self._held.append(functools.partial(node.step, inbox.get_nowait()))
+                continue
+            node.step(m)
             while not inbox.empty():
                 node.step(inbox.get_nowait())
             self._process()
@@ -171,20 +202,83 @@ class RaftDriver:
     # --- the Ready loop -----------------------------------------------------------------------
 
     def _process(self) -> None:
+        """Handle every Ready now (memory storage), or wake the Ready loop (blocking I/O)."""
+        if self._blocking:
+            self._wake.set()
+            return
         node = self.node
         changed = False
         while node.has_ready():
             changed = True
             rd = node.ready()
             self.storage.persist(rd)
-            for m in rd.messages:
-                if not self._net.send(m):
-                    node.report_unreachable(m.to)
-            self._apply_ready(rd)
-            node.advance(rd)
+            self._after_persist(rd)
         if changed:
-            self._pulse.fire()
-            self._net.notify()
+            self._notify()
+
+    async def _process_blocking(self) -> None:
+        node = self.node
+        while True:
+            held = self._held
+            while held:
+                held.popleft()()
+            if not node.has_ready():
+                return
+            rd = node.ready()
+            await self._persist_off_loop(rd)
+            self._after_persist(rd)
+            self._notify()
+
+    async def _persist_off_loop(self, rd: Ready) -> None:
+        """``persist`` in a worker thread; a cancelled driver still waits for it to finish,
+        so the storage is never closed (or reused) under a write in flight."""
+        self._persisting = True
+        try:
+            job = asyncio.ensure_future(asyncio.to_thread(self.storage.persist, rd))
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                while not job.done():
+                    try:
+                        await asyncio.wait({job})
+                    except asyncio.CancelledError:
+                        continue
+                raise
+        finally:
+            self._persisting = False
+
+    def _after_persist(self, rd: Ready) -> None:
+        node = self.node
+        for m in rd.messages:
+            if not self._net.send(m):
+                node.report_unreachable(m.to)
+        self._apply_ready(rd)
+        node.advance(rd)
+
+    def _notify(self) -> None:
+        self._pulse.fire()
+        self._net.notify()
+
+    async def _on_core(self, call: Callable[[], _T]) -> _T:
+        """Run ``call`` against the core now, or in turn once the persist in flight returns."""
+        if not self._persisting:
+            return call()
+        fut: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+
+        def run() -> None:
+            if fut.cancelled():
+                return
+            try:
+                fut.set_result(call())
+            except Exception as exc:  # the caller gets the core's refusal
+                fut.set_exception(exc)
+
+        self._held.append(run)
+        self._calls.add(fut)
+        try:
+            return await fut
+        finally:
+            self._calls.discard(fut)
 
     def _apply_ready(self, rd: Ready) -> None:
         if rd.snapshot is not None:
@@ -219,8 +313,13 @@ class RaftDriver:
         for fut in self._reads.values():
             if not fut.done():
                 fut.set_exception(exc)
+        for call in self._calls:
+            if not call.done():
+                call.set_exception(exc)
         self._proposals.clear()
         self._reads.clear()
+        self._calls.clear()
+        self._held.clear()
 
     # --- client calls -------------------------------------------------------------------------
 
@@ -228,9 +327,15 @@ class RaftDriver:
         if not self._running:
             raise DriverStopped(f"node {self.node_id} is not running")
 
-    async def _await_index(self, index: int) -> int:
+    async def _await_index(self, propose: Callable[[], int]) -> int:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._proposals[index] = (self.node.term, fut)
+
+        def call() -> int:
+            index = propose()
+            self._proposals[index] = (self.node.term, fut)
+            return index
+
+        index = await self._on_core(call)
         self._wake.set()
         try:
             return await fut
@@ -242,17 +347,30 @@ class RaftDriver:
     async def propose(self, data: bytes) -> int:
         """Commit ``data`` through the log; returns its index once applied here."""
         self._check_running()
-        return await self._await_index(self.node.propose(data))
+        node = self.node
+        return await self._await_index(lambda: node.propose(data))
 
     async def propose_conf_change(self, cc: ConfChange) -> int:
         """Commit and apply a membership change; returns the index of its entry."""
         self._check_running()
-        return await self._await_index(self.node.propose_conf_change(cc))
+        node = self.node
+        return await self._await_index(lambda: node.propose_conf_change(cc))
 
     def transfer_leadership(self, to: int) -> None:
+        """Start a leadership transfer; while a persist is in flight it starts right after
+        (and a refusal then is the core's to drop: the caller observes the leader)."""
         self._check_running()
+        if self._persisting:
+            self._held.append(lambda: self._transfer_quietly(to))
+            return
         self.node.transfer_leadership(to)
         self._wake.set()
+
+    def _transfer_quietly(self, to: int) -> None:
+        try:
+            self.node.transfer_leadership(to)
+        except ConsensusError:
+            return
 
     async def read(self) -> int:
         """A linearizable read point: returns once this node has applied it."""
@@ -260,8 +378,9 @@ class RaftDriver:
         ctx = b"r%d" % next(self._ctx)
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._reads[ctx] = fut
+        node = self.node
         try:
-            self.node.read_index(ctx)
+            await self._on_core(lambda: node.read_index(ctx))
             self._wake.set()
             index = await fut
         finally:

@@ -1,6 +1,7 @@
 """A synchronous in-process cluster of pure cores: the smallest correct Ready loop.
 
-It persists each Ready to the node's MemoryStorage, queues its messages on an in-memory
+It persists each Ready to the node's storage (a MemoryStorage unless a ``storage``
+factory says otherwise), queues its messages on an in-memory
 FIFO wire (links can be cut, nodes crashed and restarted) and applies committed entries
 to a tiny application that records what it applied. Benchmarks and scenario tests use it
 to drive several cores without asyncio; the randomized fault simulator lives elsewhere.
@@ -15,10 +16,18 @@ from collections.abc import Callable, Iterable
 
 from charter.consensus.errors import ConsensusError
 from charter.consensus.raft import Config, RaftNode
-from charter.consensus.storage import MemoryStorage
+from charter.consensus.storage import MemoryStorage, RaftStorage
 from charter.consensus.types import ConfChange, ConfState, Entry, EntryKind, Message, Role
 
 _FRAME = struct.Struct(">QI")
+
+StorageFactory = Callable[[int, ConfState | None], RaftStorage]
+"""Storage for node ``nid``: bootstrapped with the founding voters, or empty (``None``)
+for a node that joins later and learns everything from the leader."""
+
+
+def memory_storage(nid: int, founders: ConfState | None) -> RaftStorage:
+    return MemoryStorage() if founders is None else MemoryStorage.bootstrap(founders)
 
 
 def encode_state(records: list[tuple[int, bytes]]) -> bytes:
@@ -50,11 +59,13 @@ class LocalCluster:
         *,
         seed: int = 0,
         config: Callable[[int, random.Random], Config] | None = None,
+        storage: StorageFactory = memory_storage,
     ) -> None:
         self._rng = random.Random(seed)
         self._config = config or (lambda nid, rng: Config(nid, rng=rng))
         voters = frozenset(ids)
-        self.storages: dict[int, MemoryStorage] = {}
+        self._storage = storage
+        self.storages: dict[int, RaftStorage] = {}
         self.nodes: dict[int, RaftNode] = {}
         self.applied: dict[int, list[tuple[int, bytes]]] = {}
         self.applied_index: dict[int, int] = {}
@@ -65,7 +76,7 @@ class LocalCluster:
         self.drop_filter: Callable[[Message], bool] | None = None
         self.delivered = 0
         for nid in sorted(voters):
-            self.storages[nid] = MemoryStorage.bootstrap(ConfState(voters=voters))
+            self.storages[nid] = storage(nid, ConfState(voters=voters))
             self._boot(nid)
 
     # --- membership of the simulation -------------------------------------------------------
@@ -82,7 +93,7 @@ class LocalCluster:
 
     def add_node(self, nid: int) -> RaftNode:
         """A brand-new node with empty storage; it learns everything from the leader."""
-        self.storages[nid] = MemoryStorage()
+        self.storages[nid] = self._storage(nid, None)
         self._boot(nid)
         return self.nodes[nid]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from charter.consensus.errors import Compacted, ConsensusError, Unavailable
-from charter.consensus.storage import MemoryStorage, limit_size
+from charter.consensus.storage import RaftStorage, limit_size
 from charter.consensus.types import Entry, Snapshot
 
 
@@ -33,7 +33,7 @@ class RaftLog:
         "unstable_snapshot",
     )
 
-    def __init__(self, storage: MemoryStorage) -> None:
+    def __init__(self, storage: RaftStorage) -> None:
         self.storage = storage
         self.unstable: list[Entry] = []
         self.unstable_offset = storage.last_index() + 1

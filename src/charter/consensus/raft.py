@@ -41,7 +41,7 @@ from charter.consensus.log import RaftLog
 from charter.consensus.progress import Inflights, Progress, ProgressState
 from charter.consensus.quorum import VoteResult, committed_index, has_quorum, vote_result
 from charter.consensus.readonly import ReadOnly
-from charter.consensus.storage import MemoryStorage
+from charter.consensus.storage import RaftStorage
 from charter.consensus.types import (
     CAMPAIGN_TRANSFER,
     NO_NODE,
@@ -125,7 +125,7 @@ class _SnapshotReceive:
 class RaftNode:
     """One Raft participant. Not thread-safe; drive it from one task."""
 
-    def __init__(self, config: Config, storage: MemoryStorage) -> None:
+    def __init__(self, config: Config, storage: RaftStorage) -> None:
         config.validate()
         self._cfg = config
         self._id = config.node_id

@@ -1,13 +1,15 @@
 """Durable Raft state held in memory: what a restarted node is rebuilt from.
 
 The core reads its stable log through this interface and the caller writes each
-Ready's durable parts into it (``persist``) before advancing the core. The ledger
-layer will provide a disk-backed implementation of the same methods.
+Ready's durable parts into it (``persist``) before advancing the core. ``RaftStorage``
+names what the core, the driver and the application use; ``MemoryStorage`` holds it in
+memory and the ledger layer's ``DurableRaftStorage`` on disk.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol
 
 from charter.consensus.errors import Compacted, SnapshotOutOfDate, Unavailable
 from charter.consensus.types import (
@@ -40,6 +42,32 @@ def limit_size(entries: list[Entry], max_bytes: int) -> list[Entry]:
     return entries
 
 
+class RaftStorage(Protocol):
+    """Durable Raft state as the core reads it and the driver and application write it.
+
+    ``blocking_io`` tells the driver that ``persist`` (and the other writes) block on the
+    disk: it then calls ``persist`` from a worker thread and touches neither the core nor
+    the storage until it returns. The storage itself is never used concurrently.
+    """
+
+    @property
+    def blocking_io(self) -> bool: ...
+
+    # read by the core (``RaftNode``, ``RaftLog``)
+    def initial_state(self) -> tuple[HardState, ConfState]: ...
+    def snapshot(self) -> Snapshot: ...
+    def snapshot_index(self) -> int: ...
+    def first_index(self) -> int: ...
+    def last_index(self) -> int: ...
+    def term(self, index: int) -> int: ...
+    def entries(self, lo: int, hi: int, max_bytes: int = 0) -> list[Entry]: ...
+
+    # written by the driver (each Ready) and by the application (its snapshots)
+    def persist(self, rd: Ready) -> None: ...
+    def create_snapshot(self, index: int, conf: ConfState, data: bytes) -> Snapshot: ...
+    def compact(self, index: int) -> None: ...
+
+
 class MemoryStorage:
     """Hard state, the latest snapshot, and the log after the compaction point.
 
@@ -48,6 +76,15 @@ class MemoryStorage:
     """
 
     __slots__ = ("_base", "_base_term", "_ents", "_hard_state", "_snapshot")
+
+    blocking_io: ClassVar[bool] = False
+    """Memory only: the driver persists on the event loop, which keeps tests deterministic."""
+
+    def __init_subclass__(cls, *, blocking_io: bool = True, **kwargs: Any) -> None:
+        # A subclass keeps this interface over real I/O (``DurableRaftStorage``), so it is
+        # taken to block unless it says otherwise (``class S(MemoryStorage, blocking_io=False)``).
+        super().__init_subclass__(**kwargs)
+        cls.blocking_io = blocking_io
 
     def __init__(self) -> None:
         self._hard_state = HardState()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
-from charter.consensus.storage import MemoryStorage
+from charter.consensus.storage import MemoryStorage, RaftStorage
 from charter.consensus.types import ConfState, Role
 from charter.crypto.certs import Certificate, self_signed_certificate
 from charter.crypto.keys import Ed25519PrivateKey, P256PrivateKey
@@ -139,7 +139,7 @@ class LocalLedgerNetwork:
         await rt.start()
         return rt
 
-    def _service(self, m: LocalMember, storage: MemoryStorage) -> LedgerService:
+    def _service(self, m: LocalMember, storage: RaftStorage) -> LedgerService:
         assert self.network is not None
         return LedgerService(
             m.runtime,

@@ -11,7 +11,7 @@ import random
 
 from charter.consensus.driver import ApplyFn, RaftDriver, RestoreFn
 from charter.consensus.raft import Config
-from charter.consensus.storage import MemoryStorage
+from charter.consensus.storage import RaftStorage
 from charter.node.raft_transport import Backoff, RaftNetworkConfig, RaftTransport
 from charter.ocapn.runtime import Runtime
 
@@ -26,18 +26,21 @@ class RaftMember:
         runtime: Runtime,
         network: RaftNetworkConfig,
         node_id: int,
-        storage: MemoryStorage,
+        storage: RaftStorage,
         apply: ApplyFn,
         *,
         rng: random.Random,
         restore: RestoreFn | None = None,
         tick_interval: float = 0.01,
         election_ticks: int = 10,
+        heartbeat_ticks: int = 1,
         backoff: Backoff | None = None,
     ) -> None:
         self.transport = RaftTransport(runtime, network, node_id, rng=rng, backoff=backoff)
         self.driver = RaftDriver(
-            Config(node_id, election_ticks=election_ticks, rng=rng),
+            Config(
+                node_id, election_ticks=election_ticks, heartbeat_ticks=heartbeat_ticks, rng=rng
+            ),
             storage,
             self.transport,
             apply,
