@@ -42,6 +42,7 @@ WARMUP_S = 3
 MEASURE_S = 12
 WRK_GRACE_S = 20.0  # wrk must end this long after its duration, or it is killed
 READY_TIMEOUT_S = 60.0
+IDLE_S = 3.0  # window over which the idle cluster's CPU use is sampled
 STACK = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -402,6 +403,16 @@ def measure(cluster: Cluster, connections: int, work: Path) -> dict[str, Any]:
     return figures
 
 
+def idle_cpu(cluster: Cluster) -> float:
+    """CPU ms per second the three servers use with no load: the floor under every
+    per-write figure at low rates (ticks, heartbeats, periodic signatures)."""
+    log(f"{cluster.system}: idle CPU over {IDLE_S:g} s")
+    before = cpu_ms(cluster.pids)
+    began = time.monotonic()
+    time.sleep(IDLE_S)  # a fixed measurement window, not a wait for a condition
+    return round((cpu_ms(cluster.pids) - before) / (time.monotonic() - began), 1)
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
@@ -418,7 +429,8 @@ def main() -> int:
             area.mkdir()
             with cluster_of(area) as cluster:
                 smoke_write(cluster)
-                results[system] = {f"c{c}": measure(cluster, c, area) for c in LOADS}
+                results[system] = {"idle_cpu_ms_per_s": idle_cpu(cluster)}
+                results[system].update({f"c{c}": measure(cluster, c, area) for c in LOADS})
     ch, et = results["charter"], results["etcd"]
     ratios = {
         f"c{c}": {
