@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from charter.consensus.types import ConfState, Entry, HardState, Ready
 from charter.ledger.raft_storage import DurableRaftStorage
+from charter.ledger.signatures import SignaturePolicy
+from charter.node.ledger_local import LocalLedgerNetwork
+from charter.node.ledger_service import LedgerSettings
+from charter.node.raft_transport import Backoff
 from charter.ops import NodeMetrics, TimedRaftStorage
 
 
@@ -67,3 +72,34 @@ def test_timed_storage_observes_each_persist(tmp_path: Path) -> None:
         assert reopened.last_index() == first + 2
     finally:
         reopened.close()
+
+
+def test_timed_storage_is_persisted_off_the_event_loop(tmp_path: Path) -> None:
+    metrics = NodeMetrics()
+    storage = metrics.durable_storage(tmp_path / "raft", bootstrap=ConfState(frozenset({1})))
+    try:
+        assert storage.blocking_io is True
+    finally:
+        storage.close()
+
+
+async def test_signature_counter_counts_every_applied_signature() -> None:
+    metrics = NodeMetrics()
+    settings = LedgerSettings(
+        signature_policy=SignaturePolicy(every_tx=1, every_ms=50),
+        observe_batch_size=metrics.observe_batch_size,
+        backoff=Backoff(base=0.01, cap=0.2),
+    )
+    async with LocalLedgerNetwork("memory", settings=settings) as net:
+        leader = await net.elect()
+        follower = net.service(next(n for n in net.ids if n != leader))
+        metrics.bind(follower)
+        async with asyncio.timeout(15.0):
+            await follower.submit([("t", "k", b"v")], wait="committed")
+        await net.until(lambda: follower.signatures_applied >= 1)
+        found = families(metrics)
+        # a follower proposes no signature, yet applies (and counts) the leader's
+        counted = found["charter_signature_transactions_total"][()]
+        assert counted >= 1
+        assert counted <= follower.signatures_applied
+        assert found["charter_batch_size_count"][()] >= 1

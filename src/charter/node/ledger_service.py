@@ -33,7 +33,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,7 +45,7 @@ from charter.consensus.errors import (
     ProposalDropped,
     TransferInProgress,
 )
-from charter.consensus.storage import MemoryStorage
+from charter.consensus.storage import RaftStorage
 from charter.consensus.types import Entry, Role, Snapshot
 from charter.crypto.certs import Certificate
 from charter.crypto.keys import Ed25519PrivateKey, Ed25519PublicKey, P256PrivateKey
@@ -55,6 +55,7 @@ from charter.ledger.engine import (
     DivergenceAlarm,
     Engine,
     EngineError,
+    EntryKind,
     Transaction,
     TxStatus,
     Waiters,
@@ -165,7 +166,10 @@ class LedgerSettings:
     compact_margin: int = 1000
     tick_interval: float = 0.01
     election_ticks: int = 10
+    heartbeat_ticks: int = 1
     backoff: Backoff | None = None
+    observe_batch_size: Callable[[int], None] | None = None
+    """Told the number of transactions of each batch this node signs (a metrics hook)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +228,7 @@ class LedgerService:
         batch_key: Ed25519PrivateKey,
         ledger_key: P256PrivateKey,
         ledger_cert: Certificate,
-        storage: MemoryStorage,
+        storage: RaftStorage,
         rng: random.Random,
         settings: LedgerSettings | None = None,
     ) -> None:
@@ -255,6 +259,8 @@ class LedgerService:
         self.forwarded = 0
         self.batches_sent = 0
         self.signatures_proposed = 0
+        self.signatures_applied = 0
+        """Signature transactions applied here (any leader's), since this process started."""
         self._queue: list[_Pending] = []
         self._flush_scheduled = False
         self._batches: dict[tuple[str, int], list[_Pending]] = {}
@@ -276,6 +282,7 @@ class LedgerService:
             rng=rng,
             tick_interval=s.tick_interval,
             election_ticks=s.election_ticks,
+            heartbeat_ticks=s.heartbeat_ticks,
             backoff=s.backoff,
         )
 
@@ -309,6 +316,8 @@ class LedgerService:
         for batch in self._batches.values():
             for pending in batch:
                 pending.fail(exc)
+        for submitter, seq in self._batches:
+            self.waiters.unwatch_batch(submitter, seq)
         self._queue.clear()
         self._finals.clear()
         self._batches.clear()
@@ -321,6 +330,11 @@ class LedgerService:
             return
         result = engine.apply([entry])
         if result.applied:
+            self.signatures_applied += sum(
+                1
+                for tx in result.applied
+                if tx.kind is EntryKind.SIGNATURE and tx.status is not TxStatus.INVALID
+            )
             self._settle(result)
         if result.alarms:
             for alarm in result.alarms:
@@ -474,6 +488,9 @@ class LedgerService:
         self._batches[(self.name, seq)] = queue
         self.waiters.watch_batch(self.name, seq)
         self.batches_sent += 1
+        observe = self.settings.observe_batch_size
+        if observe is not None:
+            observe(len(queue))
         tg.create_task(self._deliver(entry, (self.name, seq)))
 
     async def _deliver(self, entry: bytes, key: tuple[str, int]) -> None:
@@ -514,6 +531,7 @@ class LedgerService:
             await self._pause(deadline)
         batch = self._batches.pop(key, None)
         if batch is not None:
+            self.waiters.unwatch_batch(*key)
             exc2 = NotAvailable(f"{reason} (after {self.settings.submit_timeout:g} s)")
             for p in batch:
                 p.fail(exc2)

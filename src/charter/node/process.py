@@ -22,7 +22,7 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -48,6 +48,7 @@ from charter.node.network import Network, NodeKeys, load_network, load_node_keys
 from charter.ocapn.netlayer.tls import TlsNetlayer
 from charter.ocapn.runtime import Runtime
 from charter.ops import NodeMetrics, configure_logging
+from charter.ops.events import watch_ledger
 
 __all__ = [
     "SHUTDOWN_TIMEOUT",
@@ -96,7 +97,9 @@ def ledger_network(network: Network) -> LedgerNetwork:
     return LedgerNetwork(network.raft_config(), network_secret(network), members)
 
 
-def ledger_settings(config: NodeConfig) -> LedgerSettings:
+def ledger_settings(
+    config: NodeConfig, *, observe_batch_size: Callable[[int], None] | None = None
+) -> LedgerSettings:
     t = config.tuning
     return LedgerSettings(
         signature_policy=SignaturePolicy(
@@ -104,6 +107,8 @@ def ledger_settings(config: NodeConfig) -> LedgerSettings:
         ),
         tick_interval=t.tick_ms / 1000,
         election_ticks=t.election_ticks,
+        heartbeat_ticks=t.heartbeat_ticks,
+        observe_batch_size=observe_batch_size,
     )
 
 
@@ -242,7 +247,7 @@ async def _serve(setup: NodeSetup, storage: DurableRaftStorage, metrics: NodeMet
                 ledger_cert=load_certificate(config.keys.ledger_cert),
                 storage=storage,
                 rng=random.Random(int.from_bytes(os.urandom(8), "big")),
-                settings=ledger_settings(config),
+                settings=ledger_settings(config, observe_batch_size=metrics.observe_batch_size),
             )
             metrics.bind(service)
             info = NodeInfo(
@@ -298,6 +303,8 @@ async def _run_until_signal(
     try:
         async with asyncio.TaskGroup() as tg:
             service_task = tg.create_task(service.run(), name="ledger-service")
+            # the documented state-change events (raft.leader_changed, ledger.signature, ...)
+            watcher = tg.create_task(watch_ledger(service), name="ledger-events")
             server_tasks = [
                 tg.create_task(server.serve(sockets=[sock]), name=f"http-{i}")
                 for i, (server, sock) in enumerate(servers)
@@ -319,6 +326,7 @@ async def _run_until_signal(
                     server.force_exit = True
                     task.cancel()
             service_task.cancel()
+            watcher.cancel()
             stopper.cancel()
     finally:
         for sig in signals:

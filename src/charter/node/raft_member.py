@@ -37,10 +37,11 @@ class RaftMember:
         backoff: Backoff | None = None,
     ) -> None:
         self.transport = RaftTransport(runtime, network, node_id, rng=rng, backoff=backoff)
+        self.config = Config(
+            node_id, election_ticks=election_ticks, heartbeat_ticks=heartbeat_ticks, rng=rng
+        )
         self.driver = RaftDriver(
-            Config(
-                node_id, election_ticks=election_ticks, heartbeat_ticks=heartbeat_ticks, rng=rng
-            ),
+            self.config,
             storage,
             self.transport,
             apply,

@@ -178,8 +178,8 @@ class _ServiceCollector(Collector):
         )
         yield _counter(
             "charter_signature_transactions",
-            "Signature transactions this node proposed while leading.",
-            service.signatures_proposed,
+            "Signature transactions applied by this node (whichever leader proposed them).",
+            service.signatures_applied,
         )
         yield _counter(
             "charter_divergence_alarms",

@@ -427,3 +427,22 @@ def test_a_bad_snapshot_leaves_the_engine_as_it_was(net: Net, log: LogBuilder) -
         assert engine.snapshot() == before
     engine.restore(good)
     assert engine.snapshot() == good
+
+
+def test_a_batch_given_up_on_can_be_unwatched(net: Net, log: LogBuilder) -> None:
+    waiters = Waiters()
+    engine = net.engine()
+    waiters.watch_batch("node-1", 0)
+    waiters.watch_batch("node-1", 1)
+    assert len(waiters) == 2
+    # its submitter gave up on batch 1 for good: nothing is left behind for it
+    assert waiters.unwatch_batch("node-1", 1) is True
+    assert waiters.unwatch_batch("node-1", 1) is False
+    assert waiters.unwatch_batch("node-2", 0) is False
+    assert len(waiters) == 1
+    log.batch("node-1", [tx("a", b"1")])  # batch 0, seqno 1
+    assert waiters.feed(engine.apply(log.entries)) == []
+    assert len(waiters) == 1  # now its transaction is watched, no longer the batch
+    done = waiters.feed(engine.apply([log.signature()]))
+    assert [(s.tx_id, s.status) for s in done] == [("1.1", TxStatus.COMMITTED)]
+    assert len(waiters) == 0

@@ -188,6 +188,8 @@ async def test_submit_without_a_quorum_fails_with_a_typed_error() -> None:
                 await net.service(alone).get("t", "k", "linearizable")
         assert info.value.code == "node.ledger.not_available"
         assert net.service(alone).engine.get("t", "k") is None
+        # the batch it gave up on is no longer watched for
+        assert len(net.service(alone).waiters) == 0
 
 
 async def test_only_members_are_introduced_to_the_submit_gate() -> None:
@@ -330,3 +332,26 @@ async def test_writes_in_flight_across_a_leader_change_commit_once() -> None:
         committed_seqnos = [parse_tx_id(t.tx_id)[1] for t in tickets]  # type: ignore[index]
         assert all(engine.view_of(s) is not None for s in committed_seqnos)
         assert sorted(k for k, _ in engine.items("t")) == sorted(f"k{i}" for i in range(20))
+
+
+async def test_settings_reach_the_raft_member_and_the_batch_observer() -> None:
+    sizes: list[int] = []
+    settings = LedgerSettings(
+        signature_policy=SignaturePolicy(every_tx=100, every_ms=50),
+        election_ticks=12,
+        heartbeat_ticks=3,
+        observe_batch_size=sizes.append,
+        backoff=Backoff(base=0.01, cap=0.2),
+    )
+    async with LocalLedgerNetwork("memory", settings=settings) as net:
+        for n in net.ids:
+            config = net.service(n).member.config
+            assert (config.election_ticks, config.heartbeat_ticks) == (12, 3)
+        leader = await net.elect()
+        follower = net.service(next(n for n in net.ids if n != leader))
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*(follower.submit([("t", f"k{i}", b"v")]) for i in range(7)))
+            await net.service(leader).submit([("t", "one", b"v")], wait="committed")
+        assert sorted(sizes) == [1, 7]
+        # every member counts the signatures it applies, not only the leader that signed
+        await net.until(lambda: all(net.service(n).signatures_applied >= 1 for n in net.ids))

@@ -8,6 +8,7 @@ last, which leaves a node stopped on a tampered log).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import signal
@@ -27,6 +28,7 @@ from charter.ledger.framing import encode_frame
 from charter.ledger.verify import verify_receipt
 from charter.node.ledger_submit import INTRODUCE, SUBMIT, submit_swiss
 from charter.node.network import load_network
+from charter.node.process import ledger_settings
 from charter.node.supervisor import node_command
 from charter.ocapn.locator import SturdyRef
 from charter.ocapn.netlayer.tls import TlsNetlayer
@@ -74,6 +76,46 @@ def test_writes_from_each_member_read_from_all(stack: Stack) -> None:
                 f"{key} on {reader}",
             )
     assert stack.get(stack.names()[0], "greetings", "never-written") is None
+
+
+def test_state_events_and_ledger_metrics_of_running_nodes(stack: Stack) -> None:
+    for name in stack.names():
+        stack.put(name, "events", f"at-{name}", {"n": 1})
+    for n in stack.nodes:
+        name = n.entry.name
+        until(lambda nm=name: "raft.leader_changed" in stack.log(nm), 10.0, f"{name} events")
+        assert "raft.role_changed" in stack.log(name)
+        assert n.config.metrics is not None
+        url = f"http://{n.config.metrics.host}:{n.config.metrics.port}/metrics"
+
+        def sample(metric: str, text: str) -> float:
+            line = next(ln for ln in text.splitlines() if ln.startswith(metric + " "))
+            return float(line.split()[-1])
+
+        text = stack.client.get(url, timeout=5.0).text
+        # each node signed and proposed at least its own write's batch
+        assert sample("charter_batch_size_count", text) >= 1, name
+        # every node, followers included, counts the signatures it applied
+        until(
+            lambda u=url: (
+                sample(
+                    "charter_signature_transactions_total", stack.client.get(u, timeout=5.0).text
+                )
+                >= 1
+            ),
+            10.0,
+            f"{name} counts signatures",
+        )
+
+
+def test_raft_tuning_of_node_toml_reaches_the_ledger_settings(stack: Stack) -> None:
+    config = stack.nodes[0].config
+    tuned = dataclasses.replace(
+        config, tuning=dataclasses.replace(config.tuning, election_ticks=15, heartbeat_ticks=4)
+    )
+    settings = ledger_settings(tuned, observe_batch_size=print)
+    assert (settings.election_ticks, settings.heartbeat_ticks) == (15, 4)
+    assert settings.observe_batch_size is print
 
 
 def test_receipts_verify_offline_and_a_flipped_bit_fails(stack: Stack) -> None:

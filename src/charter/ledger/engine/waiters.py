@@ -41,6 +41,15 @@ class Waiters:
         """Watch every transaction of a batch not yet applied."""
         self._batches.add((submitter, batch_seq))
 
+    def unwatch_batch(self, submitter: str, batch_seq: int) -> bool:
+        """Stop watching a batch that will not be applied (its submitter gave up on it);
+        True if it was watched. Its transactions, once applied, are not reported."""
+        key = (submitter, batch_seq)
+        if key in self._batches:
+            self._batches.discard(key)
+            return True
+        return False
+
     def watch(self, tx_id: str) -> None:
         """Watch a transaction that is not yet applied, or is Pending (see ``Engine.status``)."""
         self._watched.setdefault(tx_id, None)
