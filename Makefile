@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SEEDS  ?= 100000
 JOBS   ?= 0
 
-.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage sim test-soak coverage-consensus clean
+.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage bench-ledger sim test-soak coverage-consensus clean
 
 venv: $(STAMP)
 
@@ -33,7 +33,7 @@ format: venv
 typecheck: venv
 	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn -p charter.ledger -p charter.node
 
-bench: bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage
+bench: bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage bench-ledger
 
 bench-codec: venv
 	$(PY) bench/bench_codec.py
@@ -58,6 +58,9 @@ bench-engine: venv
 
 bench-raft-storage: venv
 	$(PY) bench/bench_raft_storage.py
+
+bench-ledger: venv
+	$(PY) bench/bench_ledger.py
 
 sim: venv
 	$(PY) -m charter.consensus.sim --seeds $(SEEDS) --jobs $(JOBS)
