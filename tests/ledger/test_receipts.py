@@ -292,3 +292,29 @@ def test_a_renewed_certificate_for_the_same_key_still_verifies(
     )
     with pytest.raises(UntrustedSignerError):
         forged.verify(trusted_renewed)
+
+
+def test_a_certificate_altered_in_its_signature_unused_bits_is_refused(
+    node: Node, ledger: SignedLedger
+) -> None:
+    # The self-signature check reads the signature's bytes and ignores the BIT STRING's
+    # unused-bits count, so only a strict DER check catches a change there. DER wants the
+    # declared unused bits to be zero, so use a renewed certificate whose last byte is even.
+    for _ in range(64):
+        renewed = self_signed_certificate(node.key, common_name="charter node renewed")
+        der = bytearray(renewed.to_der())
+        if der[-1] % 2 == 0:
+            break
+    else:  # pragma: no cover - 2**-64
+        pytest.fail("no even-ending signature in 64 tries")
+    sig_len = der[-len(renewed.x509.signature) - 2]
+    assert sig_len == len(renewed.x509.signature) + 1 and der[-sig_len] == 0
+    der[-sig_len] = 1  # one unused bit declared
+    altered = NodeCert.from_x509(x509.load_der_x509_certificate(bytes(der)))
+    altered.cert.verify_directly_issued_by(altered.cert)  # still valid to the library
+    receipt = issue_json_receipt(ledger.tree, 8, ledger.components[8], ledger.signed)
+    forged = JsonReceipt(
+        altered, altered.node_id, receipt.signature, receipt.proof, receipt.leaf_components
+    )
+    with pytest.raises(UntrustedSignerError):
+        forged.verify(node.trusted)

@@ -113,6 +113,7 @@ class TrustedNodes:
         if trusted.der == cert.der:
             return trusted
         try:
+            _check_signature_bit_string(cert.der)
             cert.cert.verify_directly_issued_by(cert.cert)
         except Exception:  # any failure: wrong issuer, bad signature, unsupported
             raise UntrustedSignerError(
@@ -120,6 +121,43 @@ class TrustedNodes:
                 "trusted one nor validly self-signed"
             ) from None
         return trusted
+
+
+def _der_header(data: bytes, pos: int) -> tuple[int, int, int]:
+    """Tag, content start and content end of the DER element at ``pos`` (minimal lengths only)."""
+    tag = data[pos]
+    first = data[pos + 1]
+    if first < 0x80:
+        return tag, pos + 2, pos + 2 + first
+    n = first & 0x7F
+    if n == 0 or n > 4 or data[pos + 2] == 0:
+        raise ValueError("non-minimal DER length")
+    length = int.from_bytes(data[pos + 2 : pos + 2 + n], "big")
+    if length < 0x80:
+        raise ValueError("non-minimal DER length")
+    return tag, pos + 2 + n, pos + 2 + n + length
+
+
+def _check_signature_bit_string(der: bytes) -> None:
+    """Refuse a certificate whose signature BIT STRING declares unused bits.
+
+    The self-signature check reads the signature's bytes and ignores that count, so a
+    certificate altered only there would still verify; an ECDSA signature is whole bytes.
+    """
+    tag, start, end = _der_header(der, 0)
+    if tag != 0x30 or end != len(der):
+        raise ValueError("not one DER SEQUENCE")
+    pos = start
+    elements = []
+    while pos < end:
+        el_tag, el_start, el_end = _der_header(der, pos)
+        elements.append((el_tag, el_start, el_end))
+        pos = el_end
+    if pos != end or len(elements) != 3:
+        raise ValueError("a certificate has exactly three parts")
+    bit_tag, bit_start, bit_end = elements[2]
+    if bit_tag != 0x03 or bit_end <= bit_start or der[bit_start] != 0:
+        raise ValueError("the signature must be a BIT STRING with no unused bits")
 
 
 def load_network(path: Path | str) -> TrustedNodes:
