@@ -7,7 +7,8 @@ Layout:
   changes, leadership transfer) and its ``Config``;
 - ``log``, ``progress``, ``quorum``, ``readonly``: the core's parts, each a pure data
   structure;
-- ``storage``: ``MemoryStorage``, the durable state a restarted node is rebuilt from;
+- ``storage``: the ``RaftStorage`` protocol and ``MemoryStorage``, the durable state a
+  restarted node is rebuilt from;
 - ``driver``: ``RaftDriver`` and ``MemoryNetwork`` (asyncio timers, storage and transport);
 - ``local``: ``LocalCluster``, cores wired synchronously for tests and benchmarks;
 - ``sim``: the deterministic fault simulator.
@@ -36,7 +37,7 @@ from charter.consensus.errors import (
     TransferInProgress,
 )
 from charter.consensus.raft import Config, RaftNode
-from charter.consensus.storage import MemoryStorage
+from charter.consensus.storage import MemoryStorage, RaftStorage
 from charter.consensus.types import (
     ConfChange,
     ConfChangeKind,
@@ -74,6 +75,7 @@ __all__ = [
     "NotLeader",
     "ProposalDropped",
     "RaftNode",
+    "RaftStorage",
     "ReadState",
     "Ready",
     "Role",
