@@ -66,7 +66,7 @@ sim: venv
 	$(PY) -m charter.consensus.sim --seeds $(SEEDS) --jobs $(JOBS)
 
 test-soak: venv
-	CHARTER_CRASH_ROUNDS=20 $(PY) -m pytest -q tests/node/process -k crash
+	CHARTER_CRASH_ROUNDS=100 $(PY) -m pytest -q tests/node/process -k crash
 
 coverage-consensus: venv
 	$(PY) -m pytest -q tests/consensus --cov=charter.consensus --cov-branch --cov-report=term --cov-fail-under=95
