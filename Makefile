@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SEEDS  ?= 100000
 JOBS   ?= 0
 
-.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage bench-ledger sim test-soak coverage-consensus clean
+.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage bench-ledger bench-write-latency sim test-soak coverage-consensus clean
 
 venv: $(STAMP)
 
@@ -61,6 +61,9 @@ bench-raft-storage: venv
 
 bench-ledger: venv
 	$(PY) bench/bench_ledger.py
+
+bench-write-latency: venv
+	$(PY) bench/probe_write_latency.py 4 50
 
 sim: venv
 	$(PY) -m charter.consensus.sim --seeds $(SEEDS) --jobs $(JOBS)

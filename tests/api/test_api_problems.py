@@ -24,6 +24,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 # signatures are rare here, so accepted writes stay Pending for the receipt checks
 SLOW_SIGNATURES = LedgerSettings(
     signature_policy=SignaturePolicy(every_tx=100_000, every_ms=600_000),
+    signature_group_commit=False,
     submit_timeout=1.0,
     backoff=Backoff(base=0.01, cap=0.2),
 )

@@ -163,6 +163,9 @@ class LedgerSettings:
     """How many times one batch is (re)sent across leader changes."""
     signature_check_ms: int = 10
     """How often the leader asks the schedule whether a signature is due."""
+    signature_group_commit: bool = True
+    """Sign as soon as anything applied is unsigned and no signature is in flight; False
+    signs only when the signature policy says one is due (fewer, later signatures)."""
     compact_margin: int = 1000
     tick_interval: float = 0.01
     election_ticks: int = 10
@@ -339,8 +342,8 @@ class LedgerService:
         if result.alarms:
             for alarm in result.alarms:
                 self._alarm(alarm)
-        if result.signature_due:
-            self._signature_wake.set()
+        if result.signature_due or (result.applied and self.settings.signature_group_commit):
+            self._signature_wake.set()  # the leader's signer signs what is now unsigned
         if result.snapshot_due and not engine.halted:
             self._take_snapshot(entry.index)
 
@@ -625,34 +628,50 @@ class LedgerService:
     # -- signatures --------------------------------------------------------------------
 
     async def _signer(self) -> None:
-        """On the leader: propose a signature transaction whenever one is due."""
+        """On the leader: propose signature transactions, one in flight at a time.
+
+        With ``signature_group_commit`` (the default) it signs as soon as applied
+        transactions await a signature: whatever is applied while one travels waits for
+        the next, so signatures batch more under load and cost nothing when idle. Waiting
+        for the policy's interval instead holds every ``wait=committed`` write for that
+        long however idle the network is. Without it, it signs when the policy says one
+        is due (the interval is then a cadence).
+        """
         loop = asyncio.get_running_loop()
         period = self.settings.signature_check_ms / 1000
         every_ms = self.settings.signature_policy.every_ms
+        group = self.settings.signature_group_commit
         last = loop.time()
         last_attempt = 0.0
+        retry = False  # the last signature did not land: its leaves are unsigned still
         while True:
+            now = loop.time()
+            elapsed_ms = int((now - last) * 1000)
+            last += elapsed_ms / 1000  # the fraction of a millisecond counts next time
+            engine = self.engine
+            due = engine.signature_due(elapsed_ms)
+            if self._is_leader() and not engine.halted:
+                if group:
+                    want = retry or engine.schedule.unsigned > 0
+                else:
+                    # a signature whose proposal was lost leaves leaves unsigned: sign again
+                    stale = engine.signed_upto < engine.last_seqno and (
+                        now - last_attempt
+                    ) * 1000 >= (2 * every_ms)
+                    want = due or stale
+                if want:
+                    last_attempt = now
+                    before = engine.signed_upto
+                    await self._sign_once()
+                    retry = self.engine.signed_upto <= before
+                    if group and not retry:
+                        continue  # whatever was applied while it travelled is next
             try:
                 async with asyncio.timeout(period):
                     await self._signature_wake.wait()
             except TimeoutError:
                 pass
             self._signature_wake.clear()
-            now = loop.time()
-            elapsed_ms = int((now - last) * 1000)
-            last += elapsed_ms / 1000  # the fraction of a millisecond counts next time
-            engine = self.engine
-            if not self._is_leader() or engine.halted:
-                continue
-            due = engine.signature_due(elapsed_ms)
-            # a signature whose proposal was lost leaves leaves unsigned: sign them again
-            stale = engine.signed_upto < engine.last_seqno and (now - last_attempt) * 1000 >= (
-                2 * every_ms
-            )
-            if not (due or stale):
-                continue
-            last_attempt = now
-            await self._sign_once()
 
     async def _sign_once(self) -> None:
         driver = self.member.driver

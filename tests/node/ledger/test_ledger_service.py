@@ -355,3 +355,21 @@ async def test_settings_reach_the_raft_member_and_the_batch_observer() -> None:
         assert sorted(sizes) == [1, 7]
         # every member counts the signatures it applies, not only the leader that signed
         await net.until(lambda: all(net.service(n).signatures_applied >= 1 for n in net.ids))
+
+
+async def test_committed_writes_do_not_wait_for_the_signature_interval() -> None:
+    # The interval is far beyond the submit timeout: only signing as soon as something is
+    # unsigned (group commit) lets these commit, at a leader and at a follower, in turn.
+    settings = LedgerSettings(
+        signature_policy=SignaturePolicy(every_tx=100_000, every_ms=600_000),
+        submit_timeout=5.0,
+        backoff=Backoff(base=0.01, cap=0.2),
+    )
+    async with LocalLedgerNetwork("memory", settings=settings) as net:
+        leader = await net.elect(WAIT)
+        follower = next(n for n in net.ids if n != leader)
+        for i in range(3):
+            for nid in (leader, follower):
+                t = await net.service(nid).submit([("t", f"k{nid}-{i}", b"v")], wait="committed")
+                assert t.status is TxStatus.COMMITTED
+        assert net.service(leader).signatures_proposed >= 6
