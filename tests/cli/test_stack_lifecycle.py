@@ -12,29 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from charter.cli.demo_net import free_base_port
 from charter.node.supervisor import alive, kill_group, read_pid
-
-
-def free_base_port(members: int) -> int:
-    import random
-
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000, 10)
-        socks: list[socket.socket] = []
-        try:
-            for i in range(members):
-                for off in range(3):
-                    s = socket.socket()
-                    socks.append(s)
-                    s.bind(("127.0.0.1", base + 10 * i + off))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range found")
 
 
 def charter(home: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

@@ -8,46 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
+from charter.cli.demo_net import free_base_port, until
 from charter.cli.stack import StackNode, open_stack
 from charter.node.supervisor import kill_group, read_pid, start_node
 
-T = TypeVar("T")
 MEMBERS = 3
 UP_TIMEOUT = 30.0
-
-
-def free_base_port(members: int) -> int:
-    """A base port whose whole stack layout (3 ports per node, stride 10) is free now."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000, 10)
-        socks: list[socket.socket] = []
-        try:
-            for i in range(members):
-                for off in range(3):
-                    s = socket.socket()
-                    socks.append(s)
-                    s.bind(("127.0.0.1", base + 10 * i + off))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range found")
 
 
 def charter(home: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -61,21 +37,6 @@ def charter(home: Path, *args: str, timeout: float = 60.0) -> subprocess.Complet
         timeout=timeout,
         check=False,
     )
-
-
-def until(predicate: Callable[[], T | None], within: float, what: str) -> T:
-    """Poll ``predicate`` until it returns a value other than None/False, bounded."""
-    deadline = time.monotonic() + within
-    last_exc: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            last_exc, value = exc, None
-        if value is not None and value is not False:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {within} s (last error: {last_exc!r})")
 
 
 @dataclass
