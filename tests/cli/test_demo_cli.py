@@ -23,7 +23,7 @@ from charter.cli import demo
 from charter.cli.demo_net import free_base_port
 from charter.node.supervisor import kill_group
 
-from .conftest import CliRunner
+from ..conftest import CliRunner
 
 ENTRY = "from charter.cli.main import main; main()"
 

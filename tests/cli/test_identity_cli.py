@@ -14,7 +14,7 @@ from charter.crypto import (
 )
 from charter.identity import AttestationChain, verify_chain
 
-from .conftest import CliRunner
+from ..conftest import CliRunner
 
 
 @pytest.fixture

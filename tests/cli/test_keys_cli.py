@@ -16,7 +16,7 @@ from charter.crypto import (
 )
 from charter.identity import ROOT_PATH, RootIdentity, derive_ed25519, mnemonic_to_seed
 
-from .conftest import CliRunner
+from ..conftest import CliRunner
 
 WORDS = " ".join(["abandon"] * 23 + ["art"])
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import random
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-from charter.cli.main import main
 from charter.crypto import P256PrivateKey, self_signed_certificate
 from charter.crypto.certs import Certificate
 from charter.ledger.merkle import GENESIS_LEAF, MerkleTree, commit_evidence
@@ -80,35 +76,3 @@ def other_node() -> Node:
 @pytest.fixture(scope="session")
 def ledger(node: Node) -> SignedLedger:
     return build_ledger(node, 40)
-
-
-@dataclass(frozen=True)
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    def error_line(self) -> str:
-        assert self.code != 0, self.out
-        assert "Traceback" not in self.err
-        assert self.err.endswith("\n") and self.err.count("\n") == 1, self.err
-        return self.err.strip()
-
-
-CliRunner = Callable[..., CliResult]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    def run(*args: str) -> CliResult:
-        monkeypatch.setattr(sys, "argv", ["charter", *args])
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    return run

@@ -8,7 +8,8 @@ from pathlib import Path
 from charter.ledger.issue import issue_cose_receipt, issue_json_receipt
 from charter.ledger.trust import network_document
 
-from .conftest import CliRunner, Node, SignedLedger
+from ..conftest import CliRunner
+from .conftest import Node, SignedLedger
 
 
 def _files(tmp_path: Path, node: Node, ledger: SignedLedger) -> tuple[Path, Path, Path]:
