@@ -20,6 +20,7 @@ from charter.consensus.storage import MemoryStorage, RaftStorage
 from charter.consensus.types import ConfState, Role
 from charter.crypto.certs import Certificate, self_signed_certificate
 from charter.crypto.keys import Ed25519PrivateKey, P256PrivateKey
+from charter.ledger.engine import CommandHandler
 from charter.ledger.trust import TrustedNodes
 from charter.node.ledger_service import (
     LedgerMember,
@@ -68,7 +69,10 @@ class LocalLedgerNetwork:
         node_keys: Mapping[int, Ed25519PrivateKey] | None = None,
         network_id: bytes | None = None,
         seed: int = 0,
+        handlers: Callable[[int], Mapping[str, CommandHandler]] | None = None,
     ) -> None:
+        """``handlers(node_id)`` gives each member's command handlers (fresh objects per
+        node, as separate processes would have)."""
         if size < 1:
             raise ValueError("a network has at least one member")
         self.netlayers = netlayers
@@ -77,6 +81,7 @@ class LocalLedgerNetwork:
         self._keys = dict(node_keys or {})
         self.network_id = network_id or os.urandom(16)
         self._seed = seed
+        self._handlers = handlers
         self.members: dict[int, LocalMember] = {}
         self.network: LedgerNetwork | None = None
         self.board = Switchboard()
@@ -103,7 +108,9 @@ class LocalLedgerNetwork:
                 raft,
                 os.urandom(32),
                 {
-                    nid: LedgerMember(f"member-{nid}", keys[nid].public_key, certs[nid])
+                    nid: LedgerMember(
+                        f"member-{nid}", keys[nid].public_key, certs[nid], f"member-{nid}"
+                    )
                     for nid in self.ids
                 },
             )
@@ -151,6 +158,7 @@ class LocalLedgerNetwork:
             storage=storage,
             rng=random.Random(self._seed * 1000 + m.node_id),
             settings=self.settings,
+            handlers=None if self._handlers is None else self._handlers(m.node_id),
         )
 
     async def __aexit__(

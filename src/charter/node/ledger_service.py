@@ -52,6 +52,8 @@ from charter.crypto.keys import Ed25519PrivateKey, Ed25519PublicKey, P256Private
 from charter.errors import CharterError
 from charter.ledger.engine import (
     ApplyResult,
+    Command,
+    CommandHandler,
     DivergenceAlarm,
     Engine,
     EngineError,
@@ -127,6 +129,8 @@ class LedgerMember:
     batch_key: Ed25519PublicKey
     ledger_cert: Certificate
     """The P-256 certificate its signature transactions are verified with."""
+    member: str = ""
+    """The member who owns the node (command handlers authorise by it)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,9 @@ class LedgerNetwork:
 
     def node_keys(self) -> dict[str, Ed25519PublicKey]:
         return {m.name: m.batch_key for m in self.members.values()}
+
+    def node_members(self) -> dict[str, str]:
+        return {m.name: m.member for m in self.members.values()}
 
     def trusted(self) -> TrustedNodes:
         return TrustedNodes(NodeCert.from_x509(m.ledger_cert.x509) for m in self.members.values())
@@ -206,7 +213,7 @@ class _Pending:
 
     __slots__ = ("accepted", "final", "tx", "tx_id")
 
-    def __init__(self, tx: Transaction, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, tx: Transaction | Command, loop: asyncio.AbstractEventLoop) -> None:
         self.tx = tx
         self.tx_id = ""
         self.accepted: asyncio.Future[str] = loop.create_future()
@@ -234,6 +241,7 @@ class LedgerService:
         storage: RaftStorage,
         rng: random.Random,
         settings: LedgerSettings | None = None,
+        handlers: Mapping[str, CommandHandler] | None = None,
     ) -> None:
         if node_id not in network.members:
             raise LedgerServiceError(f"node {node_id} is not a member of the network")
@@ -256,8 +264,11 @@ class LedgerService:
             trusted=network.trusted(),
             signature_policy=s.signature_policy,
             snapshot_policy=s.snapshot_policy,
+            node_members=network.node_members(),
+            handlers=handlers,
         )
         self.waiters = Waiters()
+        self._listeners: list[Callable[[ApplyResult], None]] = []
         self.alarm_count = 0
         self.forwarded = 0
         self.batches_sent = 0
@@ -339,6 +350,8 @@ class LedgerService:
                 if tx.kind is EntryKind.SIGNATURE and tx.status is not TxStatus.INVALID
             )
             self._settle(result)
+            for listener in self._listeners:
+                listener(result)
         if result.alarms:
             for alarm in result.alarms:
                 self._alarm(alarm)
@@ -426,16 +439,30 @@ class LedgerService:
         except (ConsensusError, TimeoutError) as exc:
             log.info("node %d: %s not committed: %r", self.node_id, what, exc)
 
+    def add_listener(self, listener: Callable[[ApplyResult], None]) -> Callable[[], None]:
+        """Call ``listener`` with every apply result that added leaves, in log order.
+
+        It runs inside the apply path: it must be quick and must not raise (queue work
+        for a task instead). Returns a function that removes the listener.
+        """
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
     # -- writes ------------------------------------------------------------------------
 
     async def submit(
         self,
-        tx: Transaction | Iterable[Write | tuple[str, str, bytes | None]],
+        tx: Transaction | Command | Iterable[Write | tuple[str, str, bytes | None]],
         *,
         wait: Wait = "accepted",
     ) -> SubmitTicket:
-        """Submit one transaction; see the module notes for what ``wait`` waits for."""
-        if not isinstance(tx, Transaction):
+        """Submit one transaction or command; the module notes say what ``wait`` waits for."""
+        if not isinstance(tx, (Transaction, Command)):
             tx = Transaction.of(tx)
         p = self._enqueue(tx)
         limit = self.settings.submit_timeout
@@ -455,7 +482,7 @@ class LedgerService:
             self._finals.pop(tx_id, None)
             raise NotAvailable(f"{tx_id} was not signed within {limit:g} s") from None
 
-    def _enqueue(self, tx: Transaction) -> _Pending:
+    def _enqueue(self, tx: Transaction | Command) -> _Pending:
         """Queue ``tx`` for this turn's batch; await the returned futures."""
         if self.engine.halted:
             raise LedgerHalted(f"node {self.node_id} halted on a divergence alarm")

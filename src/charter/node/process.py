@@ -90,7 +90,7 @@ def ledger_network(network: Network) -> LedgerNetwork:
     """The ledger's view of the network file: Raft peers and per node its keys."""
     members = {
         n.raft_id: LedgerMember(
-            n.name, n.identity, certificate_from_pem(n.cert.pem().encode("ascii"))
+            n.name, n.identity, certificate_from_pem(n.cert.pem().encode("ascii")), n.member
         )
         for n in network.nodes
     }

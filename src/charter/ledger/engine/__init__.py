@@ -5,10 +5,20 @@
 - ``kv``: the key-value state, with committed reads and snapshot form.
 - ``outcomes``: statuses, per-apply results, divergence alarms.
 - ``waiters``: who waits for which transactions, settled from apply results.
+- ``commands``: transactions whose writes a registered handler computes on apply.
+- ``nodes``: the node directory (``charter.nodes``) governance maintains.
 - ``engine``: ``Engine``, fed committed Raft entries; seqnos, leaves, signatures,
   statuses, receipts, snapshots.
 """
 
+from charter.ledger.engine.commands import (
+    Command,
+    CommandContext,
+    CommandHandler,
+    CommandRefused,
+    NodeRecord,
+    StateView,
+)
 from charter.ledger.engine.engine import (
     LATEST,
     SIGNATURES_TABLE,
@@ -33,6 +43,7 @@ from charter.ledger.engine.errors import (
     TransactionError,
 )
 from charter.ledger.engine.kv import KVStore
+from charter.ledger.engine.nodes import NODES_TABLE, DirectoryEntry, NodeStatus
 from charter.ledger.engine.outcomes import (
     AppliedTx,
     ApplyResult,
@@ -45,11 +56,17 @@ from charter.ledger.engine.waiters import Settled, Waiters
 
 __all__ = [
     "LATEST",
+    "NODES_TABLE",
     "SIGNATURES_TABLE",
     "SNAPSHOTS_TABLE",
     "AppliedTx",
     "ApplyResult",
     "BatchFormatError",
+    "Command",
+    "CommandContext",
+    "CommandHandler",
+    "CommandRefused",
+    "DirectoryEntry",
     "DivergenceAlarm",
     "Engine",
     "EngineError",
@@ -58,8 +75,11 @@ __all__ = [
     "EngineSnapshotError",
     "EntryKind",
     "KVStore",
+    "NodeRecord",
+    "NodeStatus",
     "ReceiptUnavailableError",
     "Settled",
+    "StateView",
     "Transaction",
     "TransactionError",
     "TxStatus",

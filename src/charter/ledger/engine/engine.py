@@ -30,6 +30,15 @@ from charter.consensus.types import Entry, EntryKind
 from charter.crypto.certs import Certificate
 from charter.crypto.errors import SignatureError
 from charter.crypto.keys import Ed25519PublicKey, P256PrivateKey
+from charter.ledger.engine.commands import (
+    CMD_LABEL,
+    Command,
+    CommandContext,
+    CommandHandler,
+    CommandRefused,
+    NodeRecord,
+    check_writes,
+)
 from charter.ledger.engine.entries import (
     BatchEntry,
     EvidenceEntry,
@@ -46,6 +55,7 @@ from charter.ledger.engine.errors import (
     TransactionError,
 )
 from charter.ledger.engine.kv import KVStore
+from charter.ledger.engine.nodes import NODES_TABLE, DirectoryEntry, NodeStatus
 from charter.ledger.engine.outcomes import (
     AppliedTx,
     ApplyResult,
@@ -136,6 +146,9 @@ class Engine:
     ``node_keys`` are the Ed25519 keys batches are signed with, by node id;
     ``trusted`` the P-256 ledger certificates signature transactions must come from;
     ``network_secret`` derives commit evidence (every node of the network holds it).
+    ``node_members`` names the member owning each genesis node; ``handlers`` are the
+    command handlers by app name (``commands``), the same on every node.
+    After genesis, the ``charter.nodes`` table (``nodes``) overrides both key maps.
     """
 
     def __init__(
@@ -147,14 +160,18 @@ class Engine:
         signature_policy: SignaturePolicy | None = None,
         snapshot_policy: SnapshotPolicy | None = None,
         replay_window: int = DEFAULT_REPLAY_WINDOW,
+        node_members: Mapping[str, str] | None = None,
+        handlers: Mapping[str, CommandHandler] | None = None,
     ) -> None:
         if len(network_secret) < 16:
             raise ValueError("the network secret is at least 16 bytes")
         if replay_window < 1:
             raise ValueError("the replay window is positive")
         self._secret = bytes(network_secret)
-        self._node_keys = dict(node_keys)
-        self._trusted = trusted
+        self._genesis_keys = dict(node_keys)
+        self._genesis_members = dict(node_members or {})
+        self._genesis_trusted = trusted
+        self._handlers = dict(handlers or {})
         self._signature_policy = signature_policy or SignaturePolicy()
         self._snapshot_policy = snapshot_policy or SnapshotPolicy()
         self._replay_window = replay_window
@@ -164,6 +181,9 @@ class Engine:
     def _reset(self, tree: MerkleTree, *, last_index: int, signed_upto: int) -> None:
         self.tree = tree
         self.kv = KVStore()
+        self._directory: dict[str, DirectoryEntry] = {}
+        self._node_keys = dict(self._genesis_keys)
+        self._trusted = self._genesis_trusted
         self._last_index = last_index
         self._leaf_base = tree.size  # first seqno whose leaf components are held
         self._ws_digests = bytearray()
@@ -206,6 +226,42 @@ class Engine:
 
     def state_digest(self) -> bytes:
         return self.kv.digest()
+
+    def node(self, name: str) -> NodeRecord | None:
+        """A node that may submit batches now (genesis or trusted by governance)."""
+        entry = self._directory.get(name)
+        if entry is not None:
+            if entry.status is not NodeStatus.TRUSTED:
+                return None
+            return NodeRecord(name, entry.member)
+        if name in self._genesis_keys:
+            return NodeRecord(name, self._genesis_members.get(name, ""))
+        return None
+
+    def directory(self) -> dict[str, DirectoryEntry]:
+        """The nodes governance wrote into ``charter.nodes``, by name."""
+        return dict(self._directory)
+
+    @property
+    def trusted(self) -> TrustedNodes:
+        """The ledger certificates signature transactions are accepted from now."""
+        return self._trusted
+
+    def _reload_directory(self) -> None:
+        directory = {
+            name: DirectoryEntry.decode(name, data) for name, data in self.kv.items(NODES_TABLE)
+        }
+        self._directory = directory
+        keys = {n: k for n, k in self._genesis_keys.items() if n not in directory}
+        certs = {c.node_id: c for c in self._genesis_trusted}
+        for entry in directory.values():
+            if entry.status is NodeStatus.TRUSTED:
+                keys[entry.name] = entry.batch_key
+                certs[entry.ledger_cert.node_id] = entry.ledger_cert
+            elif entry.ledger_cert.node_id in certs:
+                del certs[entry.ledger_cert.node_id]
+        self._node_keys = keys
+        self._trusted = TrustedNodes(certs.values())
 
     def get(self, table: str, key: str) -> bytes | None:
         """The applied state (every committed Raft entry applied so far)."""
@@ -312,6 +368,9 @@ class Engine:
             if reason is not None:
                 self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq)
                 continue
+            if isinstance(raw, Record) and raw.label == CMD_LABEL:
+                self._apply_command(view, raw, result, who, seq)
+                continue
             try:
                 tx, ws_digest = Transaction.parse(raw)
             except TransactionError as exc:
@@ -331,6 +390,61 @@ class Engine:
                     tx.client_ref,
                 )
             )
+
+    def _apply_command(
+        self, view: int, raw: Record, result: ApplyResult, who: str, seq: int
+    ) -> None:
+        try:
+            cmd = Command.from_record(raw)
+        except TransactionError as exc:
+            self._invalid_leaf(view, LeafKind.TX, exc.message, result, who, seq)
+            return
+        handler = self._handlers.get(cmd.app)
+        if handler is None:
+            reason = f"engine.app: no command handler {cmd.app[:64]!r}"
+            self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq, cmd)
+            return
+        seqno = self.tree.size
+        submitter = self.node(who)
+        ctx = CommandContext(
+            app=cmd.app,
+            submitter=who,
+            member=submitter.member if submitter is not None else "",
+            view=view,
+            seqno=seqno,
+            tx_id=f"{view}.{seqno}",
+            batch_seq=seq,
+            state=self.kv,
+            nodes=self.node,
+        )
+        try:
+            writes = check_writes(cmd.app, handler.tables, handler.execute(ctx, cmd.body))
+        except CommandRefused as exc:
+            self._invalid_leaf(view, LeafKind.TX, exc.reason, result, who, seq, cmd)
+            return
+        except TransactionError as exc:
+            reason = f"engine.write: {exc.message}"
+            self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq, cmd)
+            return
+        tx = Transaction(tuple(writes))
+        seqno = self._add_leaf(view, tx.write_set_digest(), cmd.claims_digest())
+        self.kv.apply(seqno, tx.writes)
+        if any(w.table == NODES_TABLE for w in tx.writes):
+            self._reload_directory()
+        result.applied.append(
+            AppliedTx(
+                f"{view}.{seqno}",
+                seqno,
+                LeafKind.TX,
+                TxStatus.PENDING,
+                None,
+                who,
+                seq,
+                cmd.client_ref,
+                cmd,
+                tx.writes,
+            )
+        )
 
     def _apply_signature(self, view: int, signed: SignedRoot, result: ApplyResult) -> None:
         kind = LeafKind.SIGNATURE
@@ -399,11 +513,20 @@ class Engine:
         result: ApplyResult,
         submitter: str | None = None,
         batch_seq: int | None = None,
+        command: Command | None = None,
     ) -> AppliedTx:
         seqno = self._add_leaf(view, EMPTY_WRITE_SET_DIGEST, ZERO_DIGEST)
         self._invalid[seqno] = reason
         applied = AppliedTx(
-            f"{view}.{seqno}", seqno, kind, TxStatus.INVALID, reason, submitter, batch_seq
+            f"{view}.{seqno}",
+            seqno,
+            kind,
+            TxStatus.INVALID,
+            reason,
+            submitter,
+            batch_seq,
+            command.client_ref if command is not None else "",
+            command,
         )
         result.applied.append(applied)
         return applied
@@ -584,6 +707,7 @@ class Engine:
         self._replays = replay_state
         self._view_starts, self._view_values = starts, values
         self._invalid = reasons
+        self._reload_directory()
 
 
 def _view_runs(views: object, size: int) -> tuple[list[int], list[int]]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from charter.codec.syrup import Record, Symbol, SyrupError, decode, encode
 from charter.crypto.keys import Ed25519PrivateKey
+from charter.ledger.engine.commands import Command
 from charter.ledger.engine.errors import BatchFormatError
 from charter.ledger.engine.tx import Transaction
 from charter.ledger.errors import LedgerError
@@ -64,7 +65,9 @@ class MalformedEntry:
 ParsedEntry = BatchEntry | SignatureEntry | EvidenceEntry | MalformedEntry
 
 
-def encode_batch_body(submitter: str, batch_seq: int, txs: Sequence[Transaction]) -> bytes:
+def encode_batch_body(
+    submitter: str, batch_seq: int, txs: Sequence[Transaction | Command]
+) -> bytes:
     if not txs:
         raise BatchFormatError("a batch holds at least one transaction")
     if len(txs) > MAX_BATCH_TXS:
@@ -82,7 +85,7 @@ def seal_batch(body: bytes, signature: bytes) -> bytes:
 
 
 def sign_batch(
-    key: Ed25519PrivateKey, submitter: str, batch_seq: int, txs: Sequence[Transaction]
+    key: Ed25519PrivateKey, submitter: str, batch_seq: int, txs: Sequence[Transaction | Command]
 ) -> bytes:
     """What node ``submitter`` proposes to Raft: its transactions, signed once."""
     body = encode_batch_body(submitter, batch_seq, txs)

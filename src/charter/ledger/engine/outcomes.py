@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from charter.crypto.certs import Certificate
 from charter.crypto.keys import P256PrivateKey
+from charter.ledger.engine.commands import Command
+from charter.ledger.engine.tx import Write
 from charter.ledger.signatures import SignedRoot, sign_signed_root
 
 
@@ -40,6 +42,10 @@ class AppliedTx:
     submitter: str | None = None
     batch_seq: int | None = None
     client_ref: str = ""
+    command: Command | None = None
+    """The command this transaction ran, if it was one (Invalid ones too)."""
+    writes: tuple[Write, ...] = ()
+    """For a command that applied: the writes it made."""
 
 
 @dataclass(frozen=True, slots=True)

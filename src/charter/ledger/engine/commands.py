@@ -1,0 +1,180 @@
+"""Commands: transactions whose writes the engine computes, on every node alike.
+
+A plain transaction carries its write set; its submitter decided it. Governance,
+tokens and multi-party pins need more: a rule checked against the state at the
+transaction's place in the log (a balance, a threshold, a signature of a member).
+Such a transaction carries ``<charter-cmd app body client-ref>`` instead: ``app``
+names a ``CommandHandler`` every node registered with its engine, ``body`` is the
+handler's own canonical bytes. Every node runs the same handler over the same state
+in the same order, so every node computes the same writes, or the same refusal.
+
+A handler is pure: no clock, no randomness, no I/O; time and identity arrive in the
+``CommandContext``. It reads through ``ctx.get``/``ctx.items`` (the state as of the
+previous transaction) and returns its writes; the engine applies them atomically. A
+``CommandRefused`` makes the transaction Invalid with the refusal's rule and reason
+and changes nothing. A handler may write only tables under its declared prefixes.
+
+The leaf's write-set digest is taken over the computed writes and its claims digest
+is ``sha256`` of the command record, so a receipt proves both what was asked and
+what it did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from charter.codec.syrup import Record, Symbol, encode
+from charter.ledger.engine.errors import EngineError, TransactionError
+from charter.ledger.engine.tx import MAX_CLIENT_REF_BYTES, RESERVED_PREFIX, Write, check_name
+
+CMD_LABEL = Symbol("charter-cmd")
+MAX_APP_BYTES = 64
+MAX_BODY_BYTES = 1 << 20
+
+
+class CommandRefused(EngineError):
+    """A handler's deterministic refusal; the transaction becomes Invalid.
+
+    ``rule`` is a short stable name of the violated rule (``"tokens.balance"``), shown
+    to clients next to the human ``message``.
+    """
+
+    code = "ledger.engine.refused"
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+    @property
+    def reason(self) -> str:
+        return f"{self.rule}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command as submitted: the handler's name, its body bytes and a client reference."""
+
+    app: str
+    body: bytes
+    client_ref: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.app, "command app", MAX_APP_BYTES, reserved_ok=True)
+        if type(self.body) is not bytes:
+            raise TransactionError("a command body is bytes")
+        if len(self.body) > MAX_BODY_BYTES:
+            raise TransactionError(f"a command body is at most {MAX_BODY_BYTES} bytes")
+        if type(self.client_ref) is not str:
+            raise TransactionError("a client reference is a string")
+        try:
+            size = len(self.client_ref.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise TransactionError("a client reference must be valid UTF-8") from None
+        if size > MAX_CLIENT_REF_BYTES:
+            raise TransactionError(f"a client reference is at most {MAX_CLIENT_REF_BYTES} bytes")
+
+    def to_record(self) -> Record:
+        return Record(CMD_LABEL, self.app, self.body, self.client_ref)
+
+    def claims_digest(self) -> bytes:
+        return hashlib.sha256(encode(self.to_record())).digest()
+
+    @classmethod
+    def from_record(cls, value: object) -> Command:
+        """Parse a command read from the log (untrusted input)."""
+        if not isinstance(value, Record) or value.label != CMD_LABEL or len(value.fields) != 3:
+            raise TransactionError("not a charter-cmd record")
+        app, body, ref = value.fields
+        if type(app) is not str:
+            raise TransactionError("a command app is a string")
+        return cls(app, body, ref)
+
+
+class StateView(Protocol):
+    """Read access to the applied state, as a handler sees it."""
+
+    def get(self, table: str, key: str) -> bytes | None: ...
+
+    def items(self, table: str) -> Iterator[tuple[str, bytes]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """What the engine knows of a node that may submit batches: see ``nodes``."""
+
+    name: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """Where and by whom a command runs; the same on every node."""
+
+    app: str
+    submitter: str
+    """The node whose signed batch carried the command (its signature verified)."""
+    member: str
+    """The member owning that node, per the engine's node directory ("" if unknown)."""
+    view: int
+    seqno: int
+    tx_id: str
+    batch_seq: int
+    """The submitter's batch sequence number: its microsecond clock when it batched."""
+    state: StateView
+    nodes: Callable[[str], NodeRecord | None]
+    """Look a node up by name in the engine's node directory."""
+
+    def get(self, table: str, key: str) -> bytes | None:
+        return self.state.get(table, key)
+
+    def items(self, table: str) -> Iterator[tuple[str, bytes]]:
+        return self.state.items(table)
+
+
+class CommandHandler(Protocol):
+    """One application of the engine; registered under its app name on every node."""
+
+    @property
+    def tables(self) -> Sequence[str]:
+        """Table name prefixes this handler may write (``"charter.tokens."``)."""
+        ...
+
+    def execute(self, ctx: CommandContext, body: bytes) -> Sequence[Write]:
+        """The writes ``body`` makes at ``ctx``; raise ``CommandRefused`` to refuse."""
+        ...
+
+
+def check_writes(app: str, prefixes: Sequence[str], writes: Sequence[Write]) -> list[Write]:
+    """``writes`` sorted and unique, each in a table the handler declared."""
+    out = sorted(writes)
+    previous: tuple[str, str] | None = None
+    for w in out:
+        if not any(w.table.startswith(p) for p in prefixes):
+            raise CommandRefused(
+                "engine.tables", f"handler {app!r} may not write table {w.table[:64]!r}"
+            )
+        if w.value is not None and type(w.value) is not bytes:
+            raise CommandRefused("engine.value", f"handler {app!r} wrote a non-bytes value")
+        here = (w.table, w.key)
+        if previous == here:
+            raise CommandRefused("engine.twice", f"handler {app!r} wrote {here!r} twice")
+        previous = here
+        check_name(w.table, "table name", 128, reserved_ok=True)
+        check_name(w.key, "key", 1024, reserved_ok=True)
+    return out
+
+
+__all__ = [
+    "CMD_LABEL",
+    "RESERVED_PREFIX",
+    "Command",
+    "CommandContext",
+    "CommandHandler",
+    "CommandRefused",
+    "NodeRecord",
+    "StateView",
+    "check_writes",
+]
