@@ -11,10 +11,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from charter.api.docs import OPENAPI_URL, install_docs
@@ -61,6 +61,7 @@ def create_app(
     *,
     max_body: int = DEFAULT_MAX_BODY,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The node's ASGI app; the caller serves it (uvicorn) in the service's event loop."""
     app = FastAPI(
@@ -246,6 +247,8 @@ def create_app(
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    for router in routers:  # the node's components: governance, messages, tokens
+        app.include_router(router, prefix="/api/v1")
     return app
 
 

@@ -242,6 +242,8 @@ class NodeConfig:
     api: Listen
     metrics: Listen | None = None
     tuning: Tuning = field(default_factory=Tuning)
+    store_url: str | None = None
+    """SQLAlchemy URL of the index database; None: SQLite in ``data_dir``."""
 
     @property
     def pid_file(self) -> Path:
@@ -268,6 +270,8 @@ class NodeConfig:
             "listen": {"ocapn": self.ocapn.to_toml(), "api": self.api.to_toml()},
             "raft": self.tuning.to_toml(),
         }
+        if self.store_url is not None:
+            doc["store"] = {"url": self.store_url}
         if self.metrics is not None:
             listen = doc["listen"]
             assert isinstance(listen, dict)
@@ -356,6 +360,15 @@ def parse_node_config(doc: Mapping[str, Any], base: Path) -> NodeConfig:
         r.done()
     else:
         top.raw("raft", required=False)
+    store_url: str | None = None
+    if "store" in doc:
+        st = top.table("store")
+        store_url = st.string("url")
+        if "://" not in store_url:
+            raise ConfigFieldError(
+                "store.url: expected a database URL such as sqlite+aiosqlite:///"
+            )
+        st.done()
     top.done()
     bound = [("listen.ocapn", ocapn), ("listen.api", api)]
     if metrics is not None:
@@ -378,6 +391,7 @@ def parse_node_config(doc: Mapping[str, Any], base: Path) -> NodeConfig:
         api=api,
         metrics=metrics,
         tuning=tuning,
+        store_url=store_url,
     )
 
 

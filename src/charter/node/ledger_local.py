@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import os
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from charter.consensus.storage import MemoryStorage, RaftStorage
 from charter.consensus.types import ConfState, Role
@@ -22,6 +23,13 @@ from charter.crypto.certs import Certificate, self_signed_certificate
 from charter.crypto.keys import Ed25519PrivateKey, P256PrivateKey
 from charter.ledger.engine import CommandHandler
 from charter.ledger.trust import TrustedNodes
+from charter.node.components import (
+    Component,
+    ComponentFactory,
+    NodeContext,
+    assemble,
+    merged_handlers,
+)
 from charter.node.ledger_service import (
     LedgerMember,
     LedgerNetwork,
@@ -51,6 +59,7 @@ class LocalMember:
     runtime: Runtime
     service: LedgerService | None
     task: asyncio.Task[None] | None = None
+    components: list[Component] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
@@ -70,9 +79,14 @@ class LocalLedgerNetwork:
         network_id: bytes | None = None,
         seed: int = 0,
         handlers: Callable[[int], Mapping[str, CommandHandler]] | None = None,
+        components: Sequence[ComponentFactory] = (),
+        data_root: Path | None = None,
+        component_settings: Mapping[str, Any] | None = None,
     ) -> None:
         """``handlers(node_id)`` gives each member's command handlers (fresh objects per
-        node, as separate processes would have)."""
+        node, as separate processes would have). ``components`` are built per member as
+        a node process builds them (``charter.node.components``), with data directories
+        under ``data_root`` (None: no data directory)."""
         if size < 1:
             raise ValueError("a network has at least one member")
         self.netlayers = netlayers
@@ -82,6 +96,9 @@ class LocalLedgerNetwork:
         self.network_id = network_id or os.urandom(16)
         self._seed = seed
         self._handlers = handlers
+        self._factories = list(components)
+        self._data_root = data_root
+        self._component_settings = dict(component_settings or {})
         self.members: dict[int, LocalMember] = {}
         self.network: LedgerNetwork | None = None
         self.board = Switchboard()
@@ -129,7 +146,7 @@ class LocalLedgerNetwork:
             self._tg = await self._stack.enter_async_context(asyncio.TaskGroup())
             self._stack.callback(self._cancel_all)
             for nid in self.ids:
-                self.members[nid].task = self._tg.create_task(self.service(nid).run())
+                self.members[nid].task = self._tg.create_task(self._run_member(self.members[nid]))
         except BaseException:
             await self._stack.aclose()
             raise
@@ -148,7 +165,23 @@ class LocalLedgerNetwork:
 
     def _service(self, m: LocalMember, storage: RaftStorage) -> LedgerService:
         assert self.network is not None
-        return LedgerService(
+        data_dir = None if self._data_root is None else self._data_root / m.name
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        ctx = NodeContext(
+            name=m.name,
+            member=m.name,
+            raft_id=m.node_id,
+            runtime=m.runtime,
+            identity=m.node_key,
+            data_dir=data_dir,
+            settings=self._component_settings,
+        )
+        m.components = assemble(ctx, self._factories)
+        handlers = merged_handlers(m.components)
+        if self._handlers is not None:
+            handlers.update(self._handlers(m.node_id))
+        service = LedgerService(
             m.runtime,
             self.network,
             m.node_id,
@@ -158,8 +191,24 @@ class LocalLedgerNetwork:
             storage=storage,
             rng=random.Random(self._seed * 1000 + m.node_id),
             settings=self.settings,
-            handlers=None if self._handlers is None else self._handlers(m.node_id),
+            handlers=handlers,
         )
+        for component in m.components:
+            component.bind(service)
+        return service
+
+    async def _run_member(self, m: LocalMember) -> None:
+        service = m.service
+        assert service is not None
+        try:
+            async with asyncio.TaskGroup() as tg:
+                parts = [tg.create_task(c.run()) for c in m.components]
+                await service.run()
+                for part in parts:  # the service ended: so do the components
+                    part.cancel()
+        finally:
+            for component in reversed(m.components):
+                await component.close()
 
     async def __aexit__(
         self,
@@ -235,4 +284,4 @@ class LocalLedgerNetwork:
         storage = self.service(nid).driver.storage
         m.runtime = await self._start_runtime(nid, m.node_key, port=port)
         m.service = self._service(m, storage)
-        m.task = self._tg.create_task(m.service.run())
+        m.task = self._tg.create_task(self._run_member(m))

@@ -22,7 +22,7 @@ import os
 import random
 import signal
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -42,6 +42,7 @@ from charter.crypto.certs import certificate_from_pem, load_certificate
 from charter.errors import CharterError
 from charter.ledger.raft_storage import DurableRaftStorage
 from charter.ledger.signatures import SignaturePolicy
+from charter.node.components import Component, NodeContext, assemble, merged_handlers
 from charter.node.config import NodeConfig, load_node_config
 from charter.node.ledger_service import LedgerMember, LedgerNetwork, LedgerService, LedgerSettings
 from charter.node.network import Network, NodeKeys, load_network, load_node_keys
@@ -237,7 +238,18 @@ async def _serve(setup: NodeSetup, storage: DurableRaftStorage, metrics: NodeMet
                 f"cannot listen for OCapN on {config.ocapn.host}:{config.ocapn.port}: "
                 f"{exc.strerror}"
             ) from None
+        ctx = NodeContext(
+            name=config.name,
+            member=config.member,
+            raft_id=entry.raft_id,
+            runtime=runtime,
+            identity=keys.identity,
+            data_dir=config.data_dir,
+            network=setup.network,
+            store_url=config.store_url,
+        )
         try:
+            components = assemble(ctx)
             service = LedgerService(
                 runtime,
                 ledger_network(setup.network),
@@ -248,7 +260,10 @@ async def _serve(setup: NodeSetup, storage: DurableRaftStorage, metrics: NodeMet
                 storage=storage,
                 rng=random.Random(int.from_bytes(os.urandom(8), "big")),
                 settings=ledger_settings(config, observe_batch_size=metrics.observe_batch_size),
+                handlers=merged_handlers(components),
             )
+            for component in components:
+                component.bind(service)
             metrics.bind(service)
             info = NodeInfo(
                 name=config.name,
@@ -258,12 +273,19 @@ async def _serve(setup: NodeSetup, storage: DurableRaftStorage, metrics: NodeMet
                 api_url=entry.api_url,
                 version=__version__,
             )
-            app = create_app(service, info, metrics)
+            routers = [r for c in components for r in c.routers()]
+            app = create_app(service, info, metrics, routers=routers)
             server = _server(app)
             servers = [(server, api_sock)]
             if metrics_sock is not None:
                 servers.append((_server(metrics_app(metrics)), metrics_sock))
-            await _run_until_signal(service, servers)
+            try:
+                await _run_until_signal(service, servers, components)
+            finally:
+                for component in reversed(components):
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                            await component.close()
         finally:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SHUTDOWN_TIMEOUT):
@@ -293,7 +315,9 @@ def metrics_app(metrics: NodeMetrics) -> Starlette:
 
 
 async def _run_until_signal(
-    service: LedgerService, servers: list[tuple[_Server, socket.socket]]
+    service: LedgerService,
+    servers: list[tuple[_Server, socket.socket]],
+    components: Sequence[Component] = (),
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -305,6 +329,7 @@ async def _run_until_signal(
             service_task = tg.create_task(service.run(), name="ledger-service")
             # the documented state-change events (raft.leader_changed, ledger.signature, ...)
             watcher = tg.create_task(watch_ledger(service), name="ledger-events")
+            parts = [tg.create_task(c.run(), name=f"component-{c.name}") for c in components]
             server_tasks = [
                 tg.create_task(server.serve(sockets=[sock]), name=f"http-{i}")
                 for i, (server, sock) in enumerate(servers)
@@ -326,6 +351,8 @@ async def _run_until_signal(
                     server.force_exit = True
                     task.cancel()
             service_task.cancel()
+            for part in parts:
+                part.cancel()
             watcher.cancel()
             stopper.cancel()
     finally:
