@@ -21,7 +21,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Sub-apps live in their own modules so each area owns its commands.
-    from charter.cli import demo, identity, keys, node, ocapn, receipt, stack
+    from charter.cli import demo, gov, identity, keys, node, ocapn, receipt, stack, tokens
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(identity.app, name="identity")
@@ -29,6 +29,8 @@ def _register() -> None:
     app.add_typer(receipt.app, name="receipt")
     app.add_typer(stack.app, name="stack")
     app.add_typer(node.app, name="node")
+    app.add_typer(gov.app, name="gov")
+    app.add_typer(tokens.app, name="tokens")
     app.command("demo")(demo.demo)
 
 
