@@ -460,3 +460,69 @@ async def test_a_member_behind_the_compacted_log_gets_a_snapshot_over_ocapn() ->
         await propose_all(c, leader, 1, b"next")
         await c.until(lambda: c.apps[lag].data == [blob, b"next-0"])
         assert c.members[lag].transport.stats.refused_malformed == 0
+
+
+async def test_peers_are_added_and_removed_at_runtime() -> None:
+    """A node starts knowing no peer; links come with add_peer and go with remove_peer."""
+    board = Switchboard()
+    runtimes = {nid: Runtime([board.netlayer(f"node-{nid}")]) for nid in (1, 2)}
+    for rt in runtimes.values():
+        await rt.start()
+    loc1, loc2 = runtimes[1].location(), runtimes[2].location()
+    # each node its own configuration, as in separate processes
+    c1 = RaftNetworkConfig(NETWORK, {1: loc1})
+    c2 = RaftNetworkConfig(NETWORK, {2: loc2})
+    t1 = RaftTransport(runtimes[1], c1, 1, rng=random.Random(1), backoff=Backoff(0.01, 0.05))
+    t2 = RaftTransport(runtimes[2], c2, 2, rng=random.Random(2), backoff=Backoff(0.01, 0.05))
+    inbox = t2.register(2)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(t.run()) for t in (t1, t2)]
+            assert not t1.send(Message(MessageType.HEARTBEAT, 1, 2, 1))
+            assert t1.add_peer(2, loc2) and not t1.add_peer(2, loc2)
+            assert t1.peer_ids() == [2] and c1.node_for(loc2.transport, loc2.designator) == 2
+            # node 2 does not know node 1's key yet: its gate refuses the introduction
+            async with asyncio.timeout(WAIT):
+                await t1.wait_for(lambda: t2.stats.introductions_refused >= 1)
+            assert not t1.connected(2)
+            assert t2.add_peer(1, loc1)
+            async with asyncio.timeout(WAIT):
+                await t1.wait_connected(2)
+            assert t1.send(Message(MessageType.HEARTBEAT, 1, 2, 1, commit=7))
+            got = await asyncio.wait_for(inbox.get(), WAIT)
+            assert (got.frm, got.commit) == (1, 7)
+
+            # node 2 removes node 1: what node 1 still delivers on its old inbox is refused
+            assert t2.remove_peer(1) and not t2.remove_peer(1)
+            assert c2.node_for(loc1.transport, loc1.designator) is None
+            before = t2.stats.messages_received
+            assert t1.send(Message(MessageType.HEARTBEAT, 1, 2, 1, commit=8))
+            async with asyncio.timeout(WAIT):
+                await t2.wait_for(lambda: t2.stats.refused_removed >= 1)
+            assert t2.stats.messages_received == before and inbox.empty()
+
+            # node 1 removes node 2: its link ends, sends are dropped at once
+            assert t1.remove_peer(2)
+            assert t1.peer_ids() == [] and not t1.connected(2)
+            assert not t1.send(Message(MessageType.HEARTBEAT, 1, 2, 1))
+            for t in tasks:
+                t.cancel()
+    finally:
+        for rt in runtimes.values():
+            await rt.close()
+
+
+def test_config_changes_keep_keys_unique_and_count_versions() -> None:
+    a, b = PeerLocation("a", "memory"), PeerLocation("b", "memory")
+    config = RaftNetworkConfig(NETWORK, {1: a})
+    assert config.version == 0
+    assert config.add_peer(2, b) and config.version == 1
+    with pytest.raises(RaftTransportError):
+        config.add_peer(3, b)
+    moved = PeerLocation("c", "memory")
+    assert config.add_peer(2, moved) and config.node_for("memory", "b") is None
+    assert config.node_for("memory", "c") == 2
+    assert config.remove_peer(2) and not config.remove_peer(2)
+    assert dict(config.peers) == {1: a}
+    with pytest.raises(TypeError):
+        config.peers[5] = a  # type: ignore[index]

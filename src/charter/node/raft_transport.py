@@ -22,6 +22,10 @@ slow reader), new messages to it are dropped the same way, so a slow peer costs 
 the connection's buffer. Every queue is bounded: the per-peer send queue, the inbound
 queue, and the batch size a peer may deliver.
 
+Peers come and go at runtime (``add_peer``, ``remove_peer``) as governance trusts and
+retires nodes: a removed peer's link is dropped at once and whatever it still delivers on
+an inbox it was given earlier is refused.
+
 The driver takes a ``MemoryNetwork``; ``RaftTransport`` is a drop-in subclass whose
 ``register``/``send`` go over OCapN instead of in-process queues.
 """
@@ -34,7 +38,8 @@ import logging
 import random
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from charter.codec.syrup import Record, Symbol, encode
@@ -83,37 +88,75 @@ def inbox_swiss(network_id: bytes, node_id: int) -> bytes:
     return digest.encode("ascii")
 
 
-@dataclass(frozen=True)
 class RaftNetworkConfig:
     """Who is in the consensus group: node id -> where its runtime is reached.
 
     ``network_id`` names the network (e.g. the digest of its constitution) so that two
     networks sharing nodes never share gates. Each location's (transport, designator)
     is the key a peer must authenticate with to speak as that node.
+
+    The peer set changes at runtime as governance trusts and retires nodes
+    (``add_peer``, ``remove_peer``); the transport and the submit gate of a node hold
+    the same object, so both see a change at once. ``version`` rises with every change.
     """
 
-    network_id: bytes
-    peers: Mapping[int, PeerLocation]
-    _by_key: dict[tuple[str, str], int] = field(init=False, repr=False, compare=False)
+    __slots__ = ("_by_key", "_peers", "network_id", "version")
 
-    def __post_init__(self) -> None:
-        by_key: dict[tuple[str, str], int] = {}
-        for node_id, loc in self.peers.items():
-            if type(node_id) is not int or node_id <= 0:
-                raise RaftTransportError(f"node ids are positive integers, not {node_id!r}")
-            if loc.key in by_key:
-                raise RaftTransportError(
-                    f"nodes {by_key[loc.key]} and {node_id} share designator {loc.designator}"
-                )
-            by_key[loc.key] = node_id
-        object.__setattr__(self, "_by_key", by_key)
+    def __init__(self, network_id: bytes, peers: Mapping[int, PeerLocation]) -> None:
+        self.network_id = network_id
+        self._peers: dict[int, PeerLocation] = {}
+        self._by_key: dict[tuple[str, str], int] = {}
+        self.version = 0
+        for node_id, loc in peers.items():
+            self.add_peer(node_id, loc)
+        self.version = 0
+
+    @property
+    def peers(self) -> Mapping[int, PeerLocation]:
+        """The current peers (a read-only view; it follows later changes)."""
+        return MappingProxyType(self._peers)
+
+    def add_peer(self, node_id: int, loc: PeerLocation) -> bool:
+        """Add or move ``node_id``; False if it was already there at ``loc``.
+
+        A key may speak for one node only: adding a second node with a key already in
+        use is refused.
+        """
+        if type(node_id) is not int or node_id <= 0:
+            raise RaftTransportError(f"node ids are positive integers, not {node_id!r}")
+        owner = self._by_key.get(loc.key)
+        if owner is not None and owner != node_id:
+            raise RaftTransportError(
+                f"nodes {owner} and {node_id} share designator {loc.designator}"
+            )
+        old = self._peers.get(node_id)
+        if old == loc:
+            return False
+        if old is not None:
+            del self._by_key[old.key]
+        self._peers[node_id] = loc
+        self._by_key[loc.key] = node_id
+        self.version += 1
+        return True
+
+    def remove_peer(self, node_id: int) -> bool:
+        """Forget ``node_id``; False if it was not a peer."""
+        loc = self._peers.pop(node_id, None)
+        if loc is None:
+            return False
+        del self._by_key[loc.key]
+        self.version += 1
+        return True
 
     def node_for(self, transport: str, designator: str) -> int | None:
         """The node id whose key is ``designator`` on ``transport``, if any."""
         return self._by_key.get((transport, designator))
 
     def inbox_sturdyref(self, node_id: int) -> SturdyRef:
-        return SturdyRef(self.peers[node_id], inbox_swiss(self.network_id, node_id))
+        return SturdyRef(self._peers[node_id], inbox_swiss(self.network_id, node_id))
+
+    def __repr__(self) -> str:
+        return f"RaftNetworkConfig({self.network_id!r}, {dict(self._peers)!r})"
 
 
 @dataclass
@@ -135,6 +178,8 @@ class TransportStats:
     links_established: int = 0
     link_failures: int = 0
     introductions_refused: int = 0
+    refused_removed: int = 0
+    """Batches from a peer removed after it was given its inbox."""
 
 
 @dataclass
@@ -168,6 +213,10 @@ class _InboxFacet:
         session = self._session()
         if session is None or session.closed.is_set():
             raise RaftTransportError("the session this inbox was introduced on has ended")
+        if self._peer_id not in self._transport.config.peers:
+            self._transport.stats.refused_removed += 1
+            self._transport.notify()
+            raise RaftTransportError(f"node {self._peer_id} is no longer a peer")
         self._transport._receive(self._peer_id, batch)
 
 
@@ -205,7 +254,7 @@ class RaftGate:
 class _Link:
     """The outgoing side towards one peer: its inbox facet while connected, and a queue."""
 
-    __slots__ = ("blocked", "drain", "facet", "node_id", "pending", "up")
+    __slots__ = ("blocked", "drain", "facet", "node_id", "pending", "task", "up")
 
     def __init__(self, node_id: int) -> None:
         self.node_id = node_id
@@ -213,6 +262,8 @@ class _Link:
         self.pending: list[Message] = []
         self.up = asyncio.Event()
         self.drain: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+        """The task keeping this link up (while the transport runs)."""
         self.blocked = False
 
 
@@ -265,15 +316,70 @@ class RaftTransport(MemoryNetwork):
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 for link in self._links.values():
-                    tg.create_task(self._maintain(link))
+                    link.task = tg.create_task(self._maintain(link))
+                # Links come and go with add_peer / remove_peer; stay until cancelled.
+                await asyncio.Future()
         finally:
             self._tg = None
             self._running = False
             self.runtime.unregister(self._swiss)
             for link in self._links.values():
+                link.task = None
                 link.facet = None
                 link.up.clear()
                 link.pending.clear()
+
+    # --- peers joining and leaving ----------------------------------------------------------
+
+    def add_peer(self, node_id: int, loc: PeerLocation) -> bool:
+        """Start keeping a link to ``node_id`` at ``loc`` (or move it there).
+
+        Updates the shared configuration too, so the node's gates admit the peer's key.
+        Returns False if nothing changed. Idempotent: the membership watcher calls it on
+        every directory change.
+        """
+        if node_id == self.node_id:
+            return False
+        changed = self.config.add_peer(node_id, loc)
+        link = self._links.get(node_id)
+        if link is not None and not changed and (link.task is not None or self._tg is None):
+            return False
+        if link is not None:
+            self._stop_link(link)  # moved: redial at the new location
+        link = self._links[node_id] = _Link(node_id)
+        if self._tg is not None:
+            link.task = self._tg.create_task(self._maintain(link))
+        self.notify()
+        return True
+
+    def remove_peer(self, node_id: int) -> bool:
+        """Stop talking to ``node_id`` and refuse what it still delivers; idempotent."""
+        if node_id == self.node_id:
+            return False
+        removed = self.config.remove_peer(node_id)
+        link = self._links.pop(node_id, None)
+        if link is None and not removed:
+            return False
+        if link is not None:
+            self._stop_link(link)
+        self.notify()
+        return True
+
+    def peer_ids(self) -> list[int]:
+        """The peers this transport keeps links to."""
+        return sorted(self._links)
+
+    def _stop_link(self, link: _Link) -> None:
+        if link.task is not None:
+            link.task.cancel()
+            link.task = None
+        if link.drain is not None:
+            link.drain.cancel()
+            link.drain = None
+        self.stats.dropped_unreachable += len(link.pending)
+        link.pending.clear()
+        link.facet = None
+        link.up.clear()
 
     def connected(self, node_id: int) -> bool:
         link = self._links.get(node_id)
