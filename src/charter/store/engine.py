@@ -1,0 +1,201 @@
+"""Open the node's index database: SQLite by default, PostgreSQL in production.
+
+Everything dialect-specific lives here, in engine setup: SQLite gets WAL journaling,
+``synchronous=NORMAL``, foreign keys and a busy timeout, and explicit ``BEGIN`` statements
+(pysqlite's implicit transactions would leave DDL and reads outside them); write
+transactions take SQLite's write lock up front (``BEGIN IMMEDIATE``) so two writers wait
+for each other instead of one failing mid-transaction. Queries above this module are the
+same for both databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+from charter.store.errors import StoreUnavailable
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_MS",
+    "EVENTS_APPENDED",
+    "Pulse",
+    "Store",
+    "open_store",
+    "store_url",
+]
+
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
+"""How long a SQLite writer waits for another writer's lock before failing."""
+EVENTS_APPENDED = "charter.events_appended"
+"""``Session.info`` flag set by ``append_event``: wake event readers after commit."""
+_STORE = "charter.store"
+_WRITE = "charter_write"
+
+
+class Pulse:
+    """Wakes everyone waiting for "something changed" without losing a wake-up.
+
+    Take ``current()`` *before* looking at the database, then wait on it: a change
+    committed in between has already set it.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        return self._event
+
+    def fire(self) -> None:
+        event_, self._event = self._event, asyncio.Event()
+        event_.set()
+
+
+class IndexSession(Session):
+    """The sync session behind the store's async sessions (hooks commit notifications)."""
+
+
+@event.listens_for(IndexSession, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(EVENTS_APPENDED, False):
+        store = session.info.get(_STORE)
+        if isinstance(store, Store):
+            store.pulse.fire()
+
+
+@event.listens_for(IndexSession, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(EVENTS_APPENDED, None)
+
+
+class Store:
+    """The index database of one node: sessions for reading and writing, and a change pulse.
+
+    ``transaction()`` is a write transaction (committed on normal exit, rolled back on an
+    exception); ``read()`` a read-only snapshot. Both yield an ``AsyncSession``.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.url = engine.url
+        self.dialect = engine.dialect.name
+        self.pulse = Pulse()
+        """Fired after every commit that appended events."""
+        self.write_engine = engine.execution_options(**{_WRITE: True})
+        info = {_STORE: self}
+        self._writes = async_sessionmaker(
+            self.write_engine,
+            expire_on_commit=False,
+            sync_session_class=IndexSession,
+            info=info,
+        )
+        self._reads = async_sessionmaker(
+            engine, expire_on_commit=False, sync_session_class=IndexSession, info=info
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self._writes() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._reads() as session, session.begin():
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url.render_as_string(hide_password=True)!r})"
+
+
+def store_url(url: str | None, data_dir: Path | None) -> URL:
+    """The SQLAlchemy URL to open, with the async driver of its database chosen."""
+    if url is None:
+        if data_dir is None:
+            raise StoreUnavailable("no store URL and no data directory to keep index.db in")
+        return make_url(f"sqlite+aiosqlite:///{Path(data_dir).resolve() / 'index.db'}")
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreUnavailable(f"invalid store URL: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise StoreUnavailable(f"unsupported store database {backend!r} (sqlite or postgresql)")
+
+
+def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    sync = engine.sync_engine
+
+    @event.listens_for(sync, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            f"busy_timeout={int(busy_timeout_ms)}",
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(sync, "begin")
+    def on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+async def open_store(
+    url: str | None,
+    data_dir: Path | None,
+    *,
+    migrate: bool = True,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    echo: bool = False,
+) -> Store:
+    """Open (and by default migrate to the current schema) the node's index database."""
+    target = store_url(url, data_dir)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if target.get_backend_name() == "sqlite":
+        database = target.database
+        if database in (None, "", ":memory:"):
+            kwargs["poolclass"] = StaticPool
+        else:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = create_async_engine(target, **kwargs)
+    if target.get_backend_name() == "sqlite":
+        _sqlite_setup(engine, busy_timeout_ms)
+    store = Store(engine)
+    if migrate:
+        from charter.store.migrate import upgrade
+
+        try:
+            await upgrade(store)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            await engine.dispose()
+            raise StoreUnavailable(f"cannot open the index database: {exc}") from None
+        except BaseException:
+            await engine.dispose()
+            raise
+    return store

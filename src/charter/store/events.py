@@ -1,0 +1,130 @@
+"""The node's event log: appended in the writer's transaction, read in offset order.
+
+Offsets come from the ``events`` row of ``counters``, advanced with an ``UPDATE`` in the
+same transaction that appends the events. That row lock serializes appenders until they
+commit, so events become visible in offset order on PostgreSQL too (a sequence would hand
+out numbers that commit out of order, and a reader paging ``after=OFFSET`` would skip the
+late one forever). On SQLite the write lock already does this.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from charter.store.clock import now_us
+from charter.store.engine import EVENTS_APPENDED
+from charter.store.models import CounterRow, EventRow
+
+__all__ = [
+    "NewEvent",
+    "append_event",
+    "append_events",
+    "event_by_id",
+    "last_offset",
+    "list_events",
+]
+
+EVENTS_COUNTER = "events"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append; ``reference`` names what it is about (e.g. a message id)."""
+
+    type: str
+    reference: str | None = None
+    correlator: str | None = None
+    topic: str | None = None
+    author: str | None = None
+    group_hash: str | None = None
+    tx_id: str | None = None
+
+
+async def append_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[EventRow]:
+    """Append events in order, in the caller's (write) transaction; answers the rows."""
+    if not events:
+        return []
+    n = len(events)
+    last = (
+        await session.execute(
+            update(CounterRow)
+            .where(CounterRow.name == EVENTS_COUNTER)
+            .values(value=CounterRow.value + n)
+            .returning(CounterRow.value)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalar_one()
+    stamp = now_us()
+    rows = [
+        EventRow(
+            seq=last - n + 1 + i,
+            id=str(uuid.uuid4()),
+            type=e.type,
+            reference=e.reference,
+            correlator=e.correlator,
+            topic=e.topic,
+            author=e.author,
+            group_hash=e.group_hash,
+            tx_id=e.tx_id,
+            created_us=stamp,
+        )
+        for i, e in enumerate(events)
+    ]
+    session.add_all(rows)
+    await session.flush()
+    session.info[EVENTS_APPENDED] = True
+    return rows
+
+
+async def append_event(
+    session: AsyncSession,
+    type: str,
+    *,
+    reference: str | None = None,
+    correlator: str | None = None,
+    topic: str | None = None,
+    author: str | None = None,
+    group_hash: str | None = None,
+    tx_id: str | None = None,
+) -> EventRow:
+    """Append one event in the caller's transaction (commit makes it visible and wakes readers)."""
+    (row,) = await append_events(
+        session,
+        [NewEvent(type, reference, correlator, topic, author, group_hash, tx_id)],
+    )
+    return row
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    types: Sequence[str] | None = None,
+    topic: str | None = None,
+) -> list[EventRow]:
+    """Events with offsets above ``after``, in offset order."""
+    stmt = select(EventRow).where(EventRow.seq > after)
+    if types:
+        stmt = stmt.where(EventRow.type.in_(list(types)))
+    if topic is not None:
+        stmt = stmt.where(EventRow.topic == topic)
+    stmt = stmt.order_by(EventRow.seq).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def event_by_id(session: AsyncSession, event_id: str) -> EventRow | None:
+    return (
+        await session.execute(select(EventRow).where(EventRow.id == event_id))
+    ).scalar_one_or_none()
+
+
+async def last_offset(session: AsyncSession) -> int:
+    """The offset of the newest event (0 when the log is empty)."""
+    value = (await session.execute(select(func.max(EventRow.seq)))).scalar_one_or_none()
+    return int(value or 0)

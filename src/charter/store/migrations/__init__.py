@@ -1,0 +1,1 @@
+"""Alembic migrations of the node's index database (run by ``charter.store.migrate``)."""

@@ -1,0 +1,50 @@
+"""The schema: migrations from empty equal the models, run once even when two openers race."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from charter.store import Store, open_store
+from charter.store.migrate import current_revision, head_revision
+from charter.store.models import Base
+
+
+def _diff(connection: Connection) -> list[object]:
+    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+
+async def test_upgrade_from_empty_matches_the_models(store: Store) -> None:
+    assert await current_revision(store) == head_revision()
+    async with store.engine.connect() as conn:
+        assert await conn.run_sync(_diff) == []
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert set(Base.metadata.tables) <= tables
+
+
+async def test_two_openers_race_and_both_succeed(store_url: str | None, tmp_path: Path) -> None:
+    stores = await asyncio.gather(*(open_store(store_url, tmp_path) for _ in range(3)))
+    try:
+        for s in stores:
+            assert await current_revision(s) == head_revision()
+        async with stores[0].read() as session:
+            counters = (await session.execute(text("SELECT name, value FROM counters"))).all()
+        assert [tuple(r) for r in counters] == [("events", 0)]
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_reopen_is_a_no_op(store_url: str | None, tmp_path: Path) -> None:
+    first = await open_store(store_url, tmp_path)
+    await first.close()
+    again = await open_store(store_url, tmp_path)
+    try:
+        assert await current_revision(again) == head_revision()
+    finally:
+        await again.close()
