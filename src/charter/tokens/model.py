@@ -1,0 +1,503 @@
+"""Token operations and ledger rows: their canonical Syrup bytes and their limits.
+
+Every operation is one command body (``<pool ...>``, ``<mint ...>``, ...). Bodies are
+records with a fixed number of fields so a node decodes one without guessing; the
+Syrup decoder accepts only canonical bytes, so one operation has one body.
+
+Ledger tables (all under ``charter.tokens.``, written only by the tokens handler):
+
+- ``pools``: pool name -> ``<token-pool type decimals max-supply minters creator tx-id>``
+- ``supply``: pool name -> ASCII ``"minted burned"`` (base units)
+- ``balances``: ``pool|account`` -> ASCII decimal balance (rows at zero are removed)
+- ``nfts``: ``pool|token-id`` -> ``<nft owner uri metadata-hash>``
+- ``allowances``: ``pool|owner|operator`` -> ASCII decimal allowance, or ``*`` (all)
+- ``transfers``: 16-digit seqno -> ``<token-transfer kind pool from to amount token-id
+  operator pin member batch-seq>``, the history of every balance change
+
+Balances are plain ASCII decimals rather than Syrup: the transfer path reads and
+writes two per operation and ``int(bytes)`` is the cheapest exact parse there is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from charter.codec.syrup import Record, Symbol, SyrupError, decode, encode
+from charter.tokens.errors import TokensError
+
+APP: Final = "tokens"
+PREFIX: Final = "charter.tokens."
+T_POOLS: Final = "charter.tokens.pools"
+T_SUPPLY: Final = "charter.tokens.supply"
+T_BALANCES: Final = "charter.tokens.balances"
+T_NFTS: Final = "charter.tokens.nfts"
+T_ALLOWANCES: Final = "charter.tokens.allowances"
+T_TRANSFERS: Final = "charter.tokens.transfers"
+SEP: Final = "|"
+
+MAX_DIGITS: Final = 512
+"""Every amount, balance and supply is below 10**512 (exact integers, any size up to that)."""
+MAX_AMOUNT: Final = 10**MAX_DIGITS - 1
+MAX_DECIMALS: Final = 36
+MAX_MINTERS: Final = 64
+MAX_URI_BYTES: Final = 1024
+PIN_BYTES: Final = 32
+ALL: Final = b"*"
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+_TOKEN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}")
+
+L_POOL = Symbol("pool")
+L_MINT = Symbol("mint")
+L_BURN = Symbol("burn")
+L_TRANSFER = Symbol("transfer")
+L_APPROVE = Symbol("approve")
+L_POOL_ROW = Symbol("token-pool")
+L_NFT_ROW = Symbol("nft")
+L_TRANSFER_ROW = Symbol("token-transfer")
+
+
+class PoolType(StrEnum):
+    FUNGIBLE = "fungible"
+    NONFUNGIBLE = "nonfungible"
+
+
+class MintPolicy(StrEnum):
+    CREATOR = "creator"
+    """Only the member who created the pool."""
+    ANY = "any"
+    """Any member of the network."""
+    LISTED = "listed"
+    """The members named in the pool's ``minters``."""
+
+
+class TransferKind(StrEnum):
+    MINT = "mint"
+    BURN = "burn"
+    TRANSFER = "transfer"
+
+
+# -- names ------------------------------------------------------------------------------
+
+
+def is_pool_name(name: object) -> bool:
+    return type(name) is str and _NAME.fullmatch(name) is not None
+
+
+def is_member_name(name: object) -> bool:
+    return type(name) is str and _PART.fullmatch(name) is not None
+
+
+def is_account(name: object) -> bool:
+    """``member`` or ``member/user``."""
+    if type(name) is not str:
+        return False
+    head, slash, tail = name.partition("/")
+    return _PART.fullmatch(head) is not None and (not slash or _PART.fullmatch(tail) is not None)
+
+
+def is_token_id(name: object) -> bool:
+    return type(name) is str and _TOKEN_ID.fullmatch(name) is not None
+
+
+def owns(member: str, account: str) -> bool:
+    """Whether ``member`` owns ``account`` (its own, or one of its users')."""
+    return bool(member) and (account == member or account.startswith(member + "/"))
+
+
+def is_amount(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_AMOUNT
+
+
+def parse_amount(text: str, what: str = "amount") -> int:
+    """A decimal string of base units (what the API and CLI accept)."""
+    if type(text) is not str or not text.isascii() or not text.isdigit():
+        raise TokensError(f"{what} must be a decimal string of base units, got {text!r:.40}")
+    if len(text) > MAX_DIGITS:
+        raise TokensError(f"{what} has more than {MAX_DIGITS} digits")
+    return int(text)
+
+
+def balance_key(pool: str, account: str) -> str:
+    return f"{pool}{SEP}{account}"
+
+
+def nft_key(pool: str, token_id: str) -> str:
+    return f"{pool}{SEP}{token_id}"
+
+
+def allowance_key(pool: str, owner: str, operator: str) -> str:
+    return f"{pool}{SEP}{owner}{SEP}{operator}"
+
+
+def transfer_key(seqno: int) -> str:
+    return f"{seqno:016d}"
+
+
+# -- operations -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePool:
+    name: str
+    type: PoolType
+    decimals: int = 0
+    max_supply: int | None = None
+    mint_policy: MintPolicy = MintPolicy.CREATOR
+    minters: tuple[str, ...] = ()
+
+    def encode(self) -> bytes:
+        return encode(
+            Record(
+                L_POOL,
+                self.name,
+                Symbol(self.type.value),
+                self.decimals,
+                False if self.max_supply is None else self.max_supply,
+                Symbol(self.mint_policy.value),
+                list(self.minters),
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Mint:
+    pool: str
+    to: str
+    amount: int
+    token_id: str = ""
+    uri: str = ""
+    metadata_hash: bytes = b""
+
+    def encode(self) -> bytes:
+        return encode(
+            Record(
+                L_MINT, self.pool, self.to, self.amount, self.token_id, self.uri, self.metadata_hash
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Burn:
+    pool: str
+    from_: str
+    amount: int
+    token_id: str = ""
+
+    def encode(self) -> bytes:
+        return encode(Record(L_BURN, self.pool, self.from_, self.amount, self.token_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    pool: str
+    from_: str
+    to: str
+    amount: int
+    token_id: str = ""
+    operator: str = ""
+    """Set when an approved operator moves the owner's tokens; "" when the owner does."""
+    pin: bytes = b""
+    """A message pin confirmed in the same transaction ("transfer with data")."""
+
+    def encode(self) -> bytes:
+        return encode(
+            Record(
+                L_TRANSFER,
+                self.pool,
+                self.from_,
+                self.to,
+                self.amount,
+                self.token_id,
+                self.operator,
+                self.pin,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Approve:
+    pool: str
+    owner: str
+    operator: str
+    amount: int = 0
+    """Allowance in base units (replaces the previous one; 0 with ``all_`` false revokes)."""
+    all_: bool = False
+    """Operator for all of the owner's tokens in the pool (no allowance counted)."""
+
+    def encode(self) -> bytes:
+        return encode(
+            Record(L_APPROVE, self.pool, self.owner, self.operator, self.amount, self.all_)
+        )
+
+
+Operation = CreatePool | Mint | Burn | Transfer | Approve
+
+
+class BadBody(Exception):
+    """A body that is not a well-formed token operation (the handler refuses it)."""
+
+
+def _str(v: object) -> str:
+    if type(v) is not str:
+        raise BadBody("expected a string")
+    return v
+
+
+def _int(v: object) -> int:
+    if type(v) is not int:
+        raise BadBody("expected an integer")
+    return v
+
+
+def _bytes(v: object) -> bytes:
+    if type(v) is not bytes:
+        raise BadBody("expected bytes")
+    return v
+
+
+def decode_operation(body: bytes) -> Operation:
+    """Parse a command body; field meanings are checked by the handler, shapes here."""
+    try:
+        rec = decode(body)
+    except SyrupError as exc:
+        raise BadBody(f"not canonical Syrup: {exc.message}") from None
+    if not isinstance(rec, Record):
+        raise BadBody("not a record")
+    label, f = rec.label, rec.fields
+    try:
+        if label == L_TRANSFER and len(f) == 7:
+            return Transfer(
+                _str(f[0]), _str(f[1]), _str(f[2]), _int(f[3]), _str(f[4]), _str(f[5]), _bytes(f[6])
+            )
+        if label == L_MINT and len(f) == 6:
+            return Mint(_str(f[0]), _str(f[1]), _int(f[2]), _str(f[3]), _str(f[4]), _bytes(f[5]))
+        if label == L_BURN and len(f) == 4:
+            return Burn(_str(f[0]), _str(f[1]), _int(f[2]), _str(f[3]))
+        if label == L_APPROVE and len(f) == 5:
+            if type(f[4]) is not bool:
+                raise BadBody("expected a boolean")
+            return Approve(_str(f[0]), _str(f[1]), _str(f[2]), _int(f[3]), f[4])
+        if label == L_POOL and len(f) == 6:
+            kind, policy, minters = f[1], f[4], f[5]
+            if not isinstance(kind, Symbol) or kind.name not in PoolType._value2member_map_:
+                raise BadBody("unknown pool type")
+            if not isinstance(policy, Symbol) or policy.name not in MintPolicy._value2member_map_:
+                raise BadBody("unknown mint policy")
+            if not isinstance(minters, list):
+                raise BadBody("minters are a list")
+            cap = f[3]
+            if cap is not False and type(cap) is not int:
+                raise BadBody("max supply is an integer or false")
+            return CreatePool(
+                _str(f[0]),
+                PoolType(kind.name),
+                _int(f[2]),
+                None if cap is False else cap,
+                MintPolicy(policy.name),
+                tuple(_str(m) for m in minters),
+            )
+    except BadBody as exc:
+        raise BadBody(f"{label!s} body: {exc}") from None
+    raise BadBody(f"unknown operation {str(getattr(label, 'name', label))[:32]!r}/{len(f)}")
+
+
+# -- rows -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A pool as stored: its definition, who created it, the transaction that did."""
+
+    name: str
+    type: PoolType
+    decimals: int
+    max_supply: int | None
+    mint_policy: MintPolicy
+    minters: tuple[str, ...]
+    creator: str
+    tx_id: str
+
+    @property
+    def fungible(self) -> bool:
+        return self.type is PoolType.FUNGIBLE
+
+    def may_mint(self, member: str) -> bool:
+        if not member:
+            return False
+        if self.mint_policy is MintPolicy.ANY:
+            return True
+        if self.mint_policy is MintPolicy.CREATOR:
+            return member == self.creator
+        return member in self.minters
+
+    def encode(self) -> bytes:
+        return encode(
+            Record(
+                L_POOL_ROW,
+                Symbol(self.type.value),
+                self.decimals,
+                False if self.max_supply is None else self.max_supply,
+                Symbol(self.mint_policy.value),
+                list(self.minters),
+                self.creator,
+                self.tx_id,
+            )
+        )
+
+    @classmethod
+    def decode(cls, name: str, data: bytes) -> Pool:
+        rec = decode(data)
+        assert isinstance(rec, Record) and rec.label == L_POOL_ROW and len(rec.fields) == 7
+        kind, decimals, cap, policy, minters, creator, tx_id = rec.fields
+        assert isinstance(kind, Symbol) and isinstance(policy, Symbol)
+        assert isinstance(minters, list) and type(decimals) is int
+        assert type(creator) is str and type(tx_id) is str
+        assert cap is False or type(cap) is int
+        return cls(
+            name,
+            PoolType(kind.name),
+            decimals,
+            None if cap is False else cap,
+            MintPolicy(policy.name),
+            tuple(str(m) for m in minters),
+            creator,
+            tx_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Nft:
+    owner: str
+    uri: str = ""
+    metadata_hash: bytes = b""
+
+    def encode(self) -> bytes:
+        return encode(Record(L_NFT_ROW, self.owner, self.uri, self.metadata_hash))
+
+    @classmethod
+    def decode(cls, data: bytes) -> Nft:
+        rec = decode(data)
+        assert isinstance(rec, Record) and rec.label == L_NFT_ROW and len(rec.fields) == 3
+        owner, uri, digest = rec.fields
+        assert type(owner) is str and type(uri) is str and type(digest) is bytes
+        return cls(owner, uri, digest)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """One balance change in the history (``charter.tokens.transfers``)."""
+
+    seqno: int
+    kind: TransferKind
+    pool: str
+    from_: str
+    """"" for a mint."""
+    to: str
+    """"" for a burn."""
+    amount: int
+    token_id: str
+    operator: str
+    pin: bytes
+    member: str
+    """The member whose node submitted it."""
+    batch_seq: int
+    """The submitting node's microsecond clock when it batched the transaction."""
+
+    def encode(self) -> bytes:
+        return encode(
+            Record(
+                L_TRANSFER_ROW,
+                Symbol(self.kind.value),
+                self.pool,
+                self.from_,
+                self.to,
+                self.amount,
+                self.token_id,
+                self.operator,
+                self.pin,
+                self.member,
+                self.batch_seq,
+            )
+        )
+
+    @classmethod
+    def decode(cls, key: str, data: bytes) -> TransferRecord:
+        rec = decode(data)
+        assert isinstance(rec, Record) and rec.label == L_TRANSFER_ROW and len(rec.fields) == 10
+        kind, pool, from_, to, amount, token_id, operator, pin, member, batch_seq = rec.fields
+        assert isinstance(kind, Symbol)
+        assert type(pool) is str and type(from_) is str and type(to) is str
+        assert type(amount) is int and type(token_id) is str and type(operator) is str
+        assert type(pin) is bytes and type(member) is str and type(batch_seq) is int
+        return cls(
+            int(key),
+            TransferKind(kind.name),
+            pool,
+            from_,
+            to,
+            amount,
+            token_id,
+            operator,
+            pin,
+            member,
+            batch_seq,
+        )
+
+
+def encode_supply(minted: int, burned: int) -> bytes:
+    return b"%d %d" % (minted, burned)
+
+
+def decode_supply(data: bytes | None) -> tuple[int, int]:
+    if data is None:
+        return 0, 0
+    minted, burned = data.split(b" ")
+    return int(minted), int(burned)
+
+
+__all__ = [
+    "ALL",
+    "APP",
+    "MAX_AMOUNT",
+    "MAX_DECIMALS",
+    "MAX_DIGITS",
+    "PREFIX",
+    "T_ALLOWANCES",
+    "T_BALANCES",
+    "T_NFTS",
+    "T_POOLS",
+    "T_SUPPLY",
+    "T_TRANSFERS",
+    "Approve",
+    "BadBody",
+    "Burn",
+    "CreatePool",
+    "Mint",
+    "MintPolicy",
+    "Nft",
+    "Operation",
+    "Pool",
+    "PoolType",
+    "Transfer",
+    "TransferKind",
+    "TransferRecord",
+    "allowance_key",
+    "balance_key",
+    "decode_operation",
+    "decode_supply",
+    "encode_supply",
+    "is_account",
+    "is_amount",
+    "is_member_name",
+    "is_pool_name",
+    "is_token_id",
+    "nft_key",
+    "owns",
+    "parse_amount",
+    "transfer_key",
+]
