@@ -1,0 +1,1 @@
+"""Multi-party data: messages, groups, pins, batches, the ordering aggregator and the node component."""

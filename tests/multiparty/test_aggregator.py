@@ -1,0 +1,262 @@
+"""The ordering rule, as properties of the pure aggregator.
+
+A scenario is a set of messages from three nodes on a few topics (one group: every node),
+batched, put in a random ledger order, and fed to an aggregator with the batches arriving
+at random points relative to the pins (some never, in some cases).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from charter.multiparty.aggregator import Aggregator, FailurePolicy, Held, Released
+from charter.multiparty.model import Group, context_of, pin_of
+
+NODES = ("n1", "n2", "n3")
+GROUP = Group.of(NODES).hash
+
+
+@dataclass(frozen=True)
+class Msg:
+    id: str
+    author: str
+    topic: str
+    nonce: int
+
+    @property
+    def context(self) -> bytes:
+        return context_of(self.topic, GROUP)
+
+    @property
+    def pin(self) -> bytes:
+        return pin_of(self.context, self.author, self.nonce)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    batches: list[tuple[bytes, str, list[Msg]]]
+    ledger: list[int]
+    """Batch indexes in ledger order."""
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    sends = draw(
+        st.lists(
+            st.tuples(st.sampled_from(NODES), st.sampled_from(["a", "b", "c"])),
+            min_size=1,
+            max_size=30,
+        )
+    )
+    nonces: dict[tuple[str, str], int] = {}
+    msgs = []
+    for i, (author, topic) in enumerate(sends):
+        n = nonces.get((topic, author), 0)
+        nonces[(topic, author)] = n + 1
+        msgs.append(Msg(f"m{i}", author, topic, n))
+    batches: list[tuple[bytes, str, list[Msg]]] = []
+    for m in msgs:  # consecutive messages of one author may share a batch
+        if batches and batches[-1][1] == m.author and draw(st.booleans()):
+            batches[-1][2].append(m)
+        else:
+            batches.append((bytes([len(batches)]) * 32, m.author, [m]))
+    ledger = draw(st.permutations(range(len(batches))))
+    return Scenario(batches, list(ledger))
+
+
+def _held(m: Msg, batch_hash: bytes, missing: frozenset[bytes] = frozenset()) -> Held:
+    return Held(m.id, m.context, m.author, m.nonce, m.pin, batch_hash, set(missing))
+
+
+def _ledger_positions(s: Scenario) -> dict[str, tuple[int, int]]:
+    pos = {}
+    for seq, b in enumerate(s.ledger, start=1):
+        for i, m in enumerate(s.batches[b][2]):
+            pos[m.id] = (seq, i)
+    return pos
+
+
+def _expected_per_context(s: Scenario, missing: set[int] = frozenset()) -> dict[bytes, list[str]]:  # type: ignore[assignment]
+    pos = _ledger_positions(s)
+    out: dict[bytes, list[tuple[tuple[int, int], str, int]]] = {}
+    for b, (_h, _a, ms) in enumerate(s.batches):
+        for m in ms:
+            out.setdefault(m.context, []).append((pos[m.id], m.id, b))
+    return {c: [mid for _p, mid, _b in sorted(v)] for c, v in out.items()}
+
+
+def run(
+    s: Scenario,
+    schedule: list[tuple[str, int]],
+    policy: FailurePolicy | None = None,
+    restore_at: int | None = None,
+    final_time: int | None = None,
+) -> tuple[Aggregator, list[Released]]:
+    agg = Aggregator(policy)
+    out: list[Released] = []
+    for step, (kind, k) in enumerate(schedule):
+        if restore_at == step:
+            agg = Aggregator.restore(agg.snapshot(), policy)
+        if kind == "pin":
+            seq = s.ledger.index(k) + 1
+            h, author, ms = s.batches[k]
+            out += agg.pin_committed(seq, f"2.{seq}", seq * 1000, author, h, [m.pin for m in ms])
+        else:
+            h, author, ms = s.batches[k]
+            out += agg.batch_arrived(h, author, NODES, [_held(m, h) for m in ms])
+    if final_time is not None:
+        out += agg.tick(final_time)
+    return agg, out
+
+
+@st.composite
+def schedules(draw: st.DrawFn, s: Scenario, arrive: list[int]) -> list[tuple[str, int]]:
+    pins = [("pin", b) for b in s.ledger]
+    batches = [("batch", b) for b in draw(st.permutations(arrive))]
+    out: list[tuple[str, int]] = []
+    while pins or batches:
+        if pins and (not batches or draw(st.booleans())):
+            out.append(pins.pop(0))
+        else:
+            out.append(batches.pop(0))
+    return out
+
+
+def _per_context(out: list[Released]) -> dict[bytes, list[str | None]]:
+    per: dict[bytes, list[str | None]] = {}
+    for r in out:
+        per.setdefault(r.context, []).append(r.message_id)
+    return per
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_every_message_released_once_in_ledger_order_whatever_the_arrival(
+    data: st.DataObject,
+) -> None:
+    s = data.draw(scenarios())
+    everything = list(range(len(s.batches)))
+    one = data.draw(schedules(s, everything))
+    two = data.draw(schedules(s, everything))
+    restore_at = data.draw(st.none() | st.integers(0, len(one)))
+    agg1, out1 = run(s, one, restore_at=restore_at)
+    _agg2, out2 = run(s, two)
+    assert all(r.outcome == "confirmed" for r in out1 + out2)
+    expected = _expected_per_context(s)
+    assert _per_context(out1) == expected == _per_context(out2)
+    assert agg1.held_ids() == [] and agg1.pending_heads() == 0
+    for r in out1:  # a release names the pin at its ledger place
+        assert r.pin.seqno >= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_missing_batch_holds_back_its_own_contexts_only(data: st.DataObject) -> None:
+    s = data.draw(scenarios())
+    lost = set(data.draw(st.sets(st.integers(0, len(s.batches) - 1), max_size=3)))
+    arrive = [b for b in range(len(s.batches)) if b not in lost]
+    agg, out = run(s, data.draw(schedules(s, arrive)))
+    pos = _ledger_positions(s)
+    lost_ids = {m.id for b in lost for m in s.batches[b][2]}
+    got = _per_context(out)
+    for ctx, ids in _expected_per_context(s).items():
+        cut = next((i for i, mid in enumerate(ids) if mid in lost_ids), len(ids))
+        assert got.get(ctx, []) == ids[:cut]  # a prefix, up to the first lost message
+        if cut < len(ids):
+            head = ids[cut]
+            for mid in ids[cut + 1 :]:
+                if mid in lost_ids:
+                    continue
+                blocked = agg.blocked_by(mid)
+                assert blocked is not None and blocked.waiting_for == "earlier"
+                assert blocked.blocker is not None
+                assert (blocked.blocker.seqno, blocked.blocker.index) == pos[head]
+                assert blocked.batch_hash == next(
+                    h for h, _a, ms in s.batches if any(m.id == head for m in ms)
+                )
+    released = {r.message_id for r in out}
+    assert not (released & lost_ids)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_failure_policy_releases_the_rest_in_order(data: st.DataObject) -> None:
+    s = data.draw(scenarios())
+    lost = set(data.draw(st.sets(st.integers(0, len(s.batches) - 1), max_size=3)))
+    arrive = [b for b in range(len(s.batches)) if b not in lost]
+    policy = FailurePolicy(fail_after_us=1_000_000)  # deadlines pass only at the final tick
+    final = 2_000_000
+    _agg, out = run(s, data.draw(schedules(s, arrive)), policy, final_time=final)
+    lost_ids = {m.id for b in lost for m in s.batches[b][2]}
+    expected = _expected_per_context(s)
+    got = _per_context(out)
+    # A context none of whose batches arrived is unknown here: its pins stay anonymous.
+    known = {c for c, ids in expected.items() if any(m not in lost_ids for m in ids)}
+    want = {c: [None if m in lost_ids else m for m in expected[c]] for c in known}
+    assert got == want
+    for r in out:
+        assert (r.outcome == "failed") == (r.message_id is None)
+
+
+def test_blob_holds_its_context_and_blocked_by_names_it() -> None:
+    agg = Aggregator()
+    a1 = Msg("a1", "n1", "x", 0)
+    a2 = Msg("a2", "n2", "x", 0)
+    b1 = Msg("b1", "n1", "y", 0)
+    blob = b"\xbb" * 32
+    h1, h2, h3 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+    assert agg.batch_arrived(h1, "n1", NODES, [_held(a1, h1, frozenset({blob}))]) == []
+    assert agg.batch_arrived(h2, "n2", NODES, [_held(a2, h2)]) == []
+    blocked = agg.blocked_by("a2")
+    assert blocked is not None and blocked.waiting_for == "pin"
+    assert agg.pin_committed(1, "2.1", 10, "n1", h1, [a1.pin]) == []
+    assert agg.pin_committed(2, "2.2", 20, "n2", h2, [a2.pin]) == []
+    blocked = agg.blocked_by("a2")
+    assert blocked is not None and blocked.waiting_for == "earlier"
+    assert blocked.blocker_message == "a1" and blocked.blobs == (blob,)
+    own = agg.blocked_by("a1")
+    assert own is not None and own.waiting_for == "blobs" and own.blobs == (blob,)
+    # another context is not held back
+    agg.batch_arrived(h3, "n1", NODES, [_held(b1, h3)])
+    out = agg.pin_committed(3, "2.3", 30, "n1", h3, [b1.pin])
+    assert [r.message_id for r in out] == ["b1"]
+    out = agg.blob_arrived(blob)
+    assert [r.message_id for r in out] == ["a1", "a2"]
+    assert agg.blocked_by("a2") is None
+
+
+def test_a_pin_is_placed_only_for_the_node_it_names() -> None:
+    agg = Aggregator()
+    a = Msg("a", "n1", "x", 0)
+    h, forged = b"\x01" * 32, b"\x09" * 32
+    agg.batch_arrived(h, "n1", NODES, [_held(a, h)])
+    assert agg.pin_committed(1, "2.1", 10, "n3", forged, [a.pin]) == []  # n3 replays n1's pin
+    assert [r.message_id for r in agg.pin_committed(2, "2.2", 20, "n1", h, [a.pin])] == ["a"]
+
+
+def test_replayed_seqnos_are_ignored_and_state_survives_a_restore() -> None:
+    agg = Aggregator(FailurePolicy(fail_after_us=100))
+    a0, a1 = Msg("a0", "n1", "x", 0), Msg("a1", "n1", "x", 1)
+    h0, h1 = b"\x01" * 32, b"\x02" * 32
+    agg.pin_committed(5, "2.5", 1000, "n1", h0, [a0.pin])
+    agg.pin_committed(6, "2.6", 1010, "n1", h1, [a1.pin])
+    agg.batch_arrived(h1, "n1", NODES, [_held(a1, h1)])
+    back = Aggregator.restore(agg.snapshot(), agg.policy)
+    assert back.snapshot() == agg.snapshot()
+    assert back.pin_committed(5, "2.5", 1000, "n1", h0, [a0.pin]) == []
+    assert back.next_deadline_us() == 1100
+    out = back.tick(1100)
+    assert [(r.outcome, r.message_id) for r in out] == [("failed", None), ("confirmed", "a1")]
+    late = back.batch_arrived(h0, "n1", NODES, [_held(a0, h0)])
+    assert [(r.outcome, r.message_id) for r in late] == [("failed", "a0")]
+
+
+def test_an_outsider_learns_nothing_and_holds_nothing() -> None:
+    agg = Aggregator()
+    for seq in range(1, 50):
+        m = Msg(f"m{seq}", NODES[seq % 3], f"t{seq % 4}", seq // 12)
+        assert agg.pin_committed(seq, f"2.{seq}", seq, m.author, bytes(32), [m.pin]) == []
+    assert agg.pending_heads() == 0 and agg.held_ids() == []
