@@ -50,6 +50,7 @@ from rich.table import Table
 from charter.crypto.certs import self_signed_certificate, write_certificate
 from charter.crypto.keyfile import write_bytes_secure, write_private_key, write_public_key
 from charter.crypto.keys import P256PrivateKey
+from charter.governance.genesis import constitution_section
 from charter.identity.attestation import NODE, attest
 from charter.identity.root import RootIdentity, node_path
 from charter.ledger.trust import NodeCert
@@ -64,6 +65,7 @@ from charter.node.config import (
     check_name,
     load_node_config,
 )
+from charter.node.measurement import measure
 from charter.node.network import (
     NETWORK_ID_BYTES,
     Member,
@@ -264,6 +266,8 @@ def create_stack(
             secrets.token_bytes(NETWORK_ID_BYTES),
             [b.member for b in built],
             [b.node for b in built],
+            # Genesis governance: default thresholds, this installation's code allowed.
+            constitution=constitution_section([measure()]),
         )
         network.save(staging / NETWORK_FILE)
         # Node configs hold paths relative to their own directory, so the staging

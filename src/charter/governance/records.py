@@ -112,3 +112,11 @@ __all__ = [
     "symbol",
     "text",
 ]
+
+
+def symbol_text(value: object, what: str, allowed: Sequence[str]) -> str:
+    """A string that must be one of ``allowed``."""
+    s = text(value, what, limit=64)
+    if s not in allowed:
+        raise RequestFormatError(f"{what}: expected one of {', '.join(allowed)}")
+    return s

@@ -148,6 +148,9 @@ class Network:
     members: tuple[Member, ...]
     nodes: tuple[NodeEntry, ...]
     voters: tuple[int, ...]
+    constitution: Mapping[str, Any] | None = None
+    """The genesis constitution's rules (``charter.governance.genesis``), as written by
+    ``charter stack init``; checked by governance when a node builds its genesis."""
 
     def member(self, name: str) -> Member:
         for m in self.members:
@@ -177,6 +180,7 @@ class Network:
             "members": [m.to_json() for m in self.members],
             "nodes": [n.to_json() for n in self.nodes],
             "voters": list(self.voters),
+            **({"constitution": dict(self.constitution)} if self.constitution is not None else {}),
         }
 
     def to_text(self) -> str:
@@ -194,6 +198,7 @@ def build_network(
     voters: Iterable[int] | None = None,
     *,
     now: int | None = None,
+    constitution: Mapping[str, Any] | None = None,
 ) -> Network:
     """Assemble a network and hold it to the same checks as a loaded file."""
     node_list = tuple(nodes)
@@ -203,6 +208,7 @@ def build_network(
         members=tuple(members),
         nodes=node_list,
         voters=tuple(voters) if voters is not None else tuple(n.raft_id for n in node_list),
+        constitution=constitution,
     )
     # One path of checks: round-trip through the JSON form.
     return parse_network(json.loads(draft.to_text()), now=now)
@@ -247,8 +253,11 @@ def parse_network(doc: object, *, now: int | None = None) -> Network:
     members = _members(top.array("members"))
     nodes = _nodes(top.array("nodes"), {m.name: m for m in members}, now)
     voters = _voters(top.array("voters"), nodes)
+    constitution = top.raw("constitution", required=False)
+    if constitution is not None and not isinstance(constitution, dict):
+        raise ConfigFieldError("constitution: expected an object (the genesis rules)")
     top.done()
-    return Network(name, network_id, members, nodes, voters)
+    return Network(name, network_id, members, nodes, voters, constitution)
 
 
 def _network_id(text: str) -> bytes:
