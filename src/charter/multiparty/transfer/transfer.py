@@ -73,6 +73,8 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from charter.api.blobs import BlobRecords
+    from charter.node.components import NodeContext
+    from charter.node.ledger_service import LedgerService
 
 __all__ = [
     "BlobProgress",
@@ -287,6 +289,32 @@ class Transfer:
             for node in entry.remaining:
                 self._link(node)
         self._load_wants()
+
+    @classmethod
+    def for_node(
+        cls,
+        ctx: NodeContext,
+        service: LedgerService,
+        *,
+        on_batch: OnBatch | None = None,
+        on_blob: OnBlob | None = None,
+    ) -> Transfer:
+        """The transfer of a node component: peers from the ledger network, files under
+        ``<data_dir>/``, settings from ``ctx.settings["transfer"]`` (a mapping)."""
+        if ctx.data_dir is None:
+            raise TransferError("a transfer keeps its outbox and blobs in a data directory")
+        raw = ctx.settings.get("transfer")
+        settings = raw if isinstance(raw, TransferSettings) else TransferSettings.from_mapping(raw)
+        return cls(
+            ctx.runtime,
+            ctx.identity,
+            PeerDirectory.from_ledger_network(service.network),
+            name=service.name,
+            data_dir=ctx.data_dir,
+            settings=settings,
+            on_batch=on_batch,
+            on_blob=on_blob,
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -568,6 +596,12 @@ class Transfer:
         if changed:
             await asyncio.to_thread(_write_all, changed)
 
+    async def allow_blob(self, blob_hash: bytes, nodes: Iterable[str]) -> None:
+        """Let ``nodes`` pull a blob held here (``send_batch(blobs=...)`` does this itself)."""
+        if not self.blobs.has(blob_hash):
+            raise BlobNotFound(f"no blob {blob_hash.hex()} here")
+        await self._grant([BlobRef(blob_hash, self.blobs.size(blob_hash))], set(nodes))
+
     def serve_blob(self, node: str, blob_hash: Any, offset: Any, length: Any) -> list[Any]:
         """A chunk for ``node`` if this node sent it a batch referencing the blob."""
         if (
@@ -622,14 +656,23 @@ class Transfer:
         await asyncio.to_thread(_write_all, [(path, encode([ref.size, list(f.sources)]))])
         return f
 
-    def fetch_blob(self, from_node: str, ref: BlobRef) -> None:
-        """Pull ``ref`` from ``from_node`` (normally automatic when a batch names it)."""
-        f = self._fetches.get(ref.hash)
+    async def fetch_blob(self, from_node: str, blob_hash: bytes, size: int) -> BlobProgress:
+        """Pull a blob from ``from_node`` (durably queued; resumes after a restart).
+
+        Batches sent with ``blobs=`` start this by themselves; call it for a blob a
+        batch referenced in its own body only. ``from_node`` serves it only if it sent
+        this node a batch referencing it (``allow_blob``). Completion is reported to
+        ``on_blob`` and by ``blob_ready``.
+        """
+        if self.peers.get(from_node) is None:
+            raise TransferError(
+                f"{from_node!r} is not a member node", code="mp.transfer.unknown_node"
+            )
+        f = await self._want(from_node, BlobRef(blob_hash, size))
         if f is None:
-            f = self._fetches[ref.hash] = _Fetch(ref.hash, ref.size, [from_node])
-        elif from_node not in f.sources:
-            f.sources.append(from_node)
+            raise TransferError(f"blob {blob_hash.hex()} is already wanted with another size")
         self._start_fetch(f)
+        return f.snapshot()
 
     def _start_fetch(self, f: _Fetch) -> None:
         if self.blobs.has(f.hash):
