@@ -220,6 +220,7 @@ class TokensHandler:
             writes.append(Write(T_NFTS, key, Nft(op.to, op.uri, op.metadata_hash).encode()))
         rec = TransferRecord(
             ctx.seqno,
+            ctx.view,
             TransferKind.MINT,
             pool.name,
             "",
@@ -259,6 +260,7 @@ class TokensHandler:
         writes.append(self._set_balance(pool.name, op.from_, balance - op.amount))
         rec = TransferRecord(
             ctx.seqno,
+            ctx.view,
             TransferKind.BURN,
             pool.name,
             op.from_,
@@ -324,6 +326,7 @@ class TokensHandler:
         )
         rec = TransferRecord(
             ctx.seqno,
+            ctx.view,
             TransferKind.TRANSFER,
             pool.name,
             src,

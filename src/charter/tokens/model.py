@@ -11,7 +11,7 @@ Ledger tables (all under ``charter.tokens.``, written only by the tokens handler
 - ``balances``: ``pool|account`` -> ASCII decimal balance (rows at zero are removed)
 - ``nfts``: ``pool|token-id`` -> ``<nft owner uri metadata-hash>``
 - ``allowances``: ``pool|owner|operator`` -> ASCII decimal allowance, or ``*`` (all)
-- ``transfers``: 16-digit seqno -> ``<token-transfer kind pool from to amount token-id
+- ``transfers``: 16-digit seqno -> ``<token-transfer view kind pool from to amount token-id
   operator pin member batch-seq>``, the history of every balance change
 
 Balances are plain ASCII decimals rather than Syrup: the transfer path reads and
@@ -393,6 +393,7 @@ class TransferRecord:
     """One balance change in the history (``charter.tokens.transfers``)."""
 
     seqno: int
+    view: int
     kind: TransferKind
     pool: str
     from_: str
@@ -408,10 +409,15 @@ class TransferRecord:
     batch_seq: int
     """The submitting node's microsecond clock when it batched the transaction."""
 
+    @property
+    def tx_id(self) -> str:
+        return f"{self.view}.{self.seqno}"
+
     def encode(self) -> bytes:
         return encode(
             Record(
                 L_TRANSFER_ROW,
+                self.view,
                 Symbol(self.kind.value),
                 self.pool,
                 self.from_,
@@ -428,14 +434,15 @@ class TransferRecord:
     @classmethod
     def decode(cls, key: str, data: bytes) -> TransferRecord:
         rec = decode(data)
-        assert isinstance(rec, Record) and rec.label == L_TRANSFER_ROW and len(rec.fields) == 10
-        kind, pool, from_, to, amount, token_id, operator, pin, member, batch_seq = rec.fields
-        assert isinstance(kind, Symbol)
+        assert isinstance(rec, Record) and rec.label == L_TRANSFER_ROW and len(rec.fields) == 11
+        view, kind, pool, from_, to, amount, token_id, operator, pin, member, batch_seq = rec.fields
+        assert isinstance(kind, Symbol) and type(view) is int
         assert type(pool) is str and type(from_) is str and type(to) is str
         assert type(amount) is int and type(token_id) is str and type(operator) is str
         assert type(pin) is bytes and type(member) is str and type(batch_seq) is int
         return cls(
             int(key),
+            view,
             TransferKind(kind.name),
             pool,
             from_,
