@@ -164,7 +164,7 @@ SCHEMAS: Final[Mapping[str, Mapping[str, tuple[str, object]]]] = {
     "retire_node": {"name": ("name", None)},
     "add_measurement": {"measurement": ("measurement", None)},
     "remove_measurement": {"measurement": ("measurement", None)},
-    "set_threshold": {"kind": ("name", None), "threshold": ("threshold", None)},
+    "set_threshold": {"action": ("name", None), "threshold": ("threshold", None)},
     "set_constitution": {"constitution": ("constitution", None)},
     "set_token_policy": {"token_pools": ("policy", None)},
     "transfer_leadership": {"node": ("name", None)},
@@ -337,7 +337,7 @@ def apply(d: Draft, action: Action, where: Where) -> None:
         new = tuple(m for m in const.measurements if m != value)
         _put_constitution(d, const.with_changes(measurements=new))
     elif kind == "set_threshold":
-        target = _a(a, "kind")
+        target = _a(a, "action")
         if target != DEFAULT_KIND and target not in SCHEMAS:
             raise ActionFailed("gov.threshold.kind", f"no action kind {target!r}")
         thresholds = dict(const.thresholds)
