@@ -385,7 +385,9 @@ class Transfer:
 
         def done() -> bool:
             f = self._fetches.get(blob_hash)
-            return self.blobs.has(blob_hash) or (f is not None and f.state is BlobState.FAILED)
+            if f is None:
+                return self.blobs.has(blob_hash)
+            return f.state in (BlobState.READY, BlobState.FAILED)
 
         await self.until(done, within)
         f = self._fetches.get(blob_hash)
@@ -742,7 +744,10 @@ class Transfer:
                 attempt += 1
         finally:
             if part is not None:
-                part.close()
+                if f.state is BlobState.FAILED:
+                    part.discard()
+                else:
+                    part.close()
 
     async def _pull(self, f: _Fetch, part: PartialBlob, source: str) -> None:
         """Read chunks from ``source`` from ``part.received`` on, ``fetch_window`` ahead."""
