@@ -23,11 +23,20 @@ data. The index is stored so a record read from the wrong place is caught as cor
    a conflict); truncation never reaches the commit index, so a crash after it leaves the
    old hard state over a log that lost only uncommitted entries following a conflict,
    which the node was discarding anyway.
-3. the hard state, only if it changed: one atomic replacement of the state file (temp
-   file, fsync, rename, fsync of the directory). It comes last because its commit index
-   must never name an entry that is not durable. Entries durable under an older term are
-   harmless: a majority already holds the newer term, so the node cannot lead a term at or
-   below it.
+3. the hard state, only if its term or vote changed: one atomic replacement of the state
+   file (temp file, fsync, rename, fsync of the directory). It comes last because its
+   commit index must never name an entry that is not durable. Entries durable under an
+   older term are harmless: a majority already holds the newer term, so the node cannot
+   lead a term at or below it.
+
+The commit index is volatile state in Raft (it is not among what figure 2 of the paper
+makes durable): a node that restarts with an older one learns the current one from the
+leader, and a new leader commits its predecessors' entries with the first entry of its
+own term. So a change of the commit index alone costs no I/O: it is kept in memory and
+written with the next state file written for another reason (a term or vote, a snapshot,
+a compaction), always at most the last durable entry. What opening the directory finds is
+therefore a lower bound of the commit index the node had reached, never above it.
+``needs_io(ready)`` tells the driver whether a Ready touches the disk at all.
 
 ``create_snapshot`` and ``compact`` are made durable the same way: a new snapshot file,
 or the new compaction point, takes effect with one atomic replacement of the state file;
@@ -153,6 +162,7 @@ class DurableRaftStorage(MemoryStorage):
         "_closed",
         "_dir_fd",
         "_directory",
+        "_durable_hs",
         "_failed",
         "_hs",
         "_lock_fd",
@@ -185,6 +195,8 @@ class DurableRaftStorage(MemoryStorage):
         self._closed = False
         self._failed: BaseException | None = None
         self._hs = HardState()
+        self._durable_hs = self._hs
+        """What the state file on disk holds (``_hs`` may have a newer commit index)."""
         self._snap = Snapshot()
         self._snap_seq = 0
         self._log_seq = 0
@@ -230,7 +242,7 @@ class DurableRaftStorage(MemoryStorage):
             rec = self._initialize(bootstrap, bootstrap_data)
         else:
             rec = decode_state((d / STATE_NAME).read_bytes(), d / STATE_NAME)
-        self._hs = rec.hard_state
+        self._hs = self._durable_hs = rec.hard_state
         self._base_index = rec.base
         self._base_log_term = rec.base_term
         self._snap_seq = rec.snapshot_seq
@@ -450,6 +462,19 @@ class DurableRaftStorage(MemoryStorage):
 
     # --- writes ------------------------------------------------------------------------------
 
+    def needs_io(self, rd: Ready) -> bool:
+        """Whether persisting ``rd`` writes to the disk (False: ``persist`` is quick and may
+        run on the event loop)."""
+        if rd.snapshot is not None or rd.entries:
+            return True
+        hs = rd.hard_state
+        if hs is None:
+            return False
+        durable = self._durable_hs
+        if hs.term != durable.term or hs.vote != durable.vote:
+            return True
+        return self._log.seal_due(hs.commit)
+
     def persist(self, rd: Ready) -> None:
         """Make a Ready's durable parts durable: snapshot, then entries, then hard state."""
         if rd.snapshot is not None:
@@ -460,14 +485,18 @@ class DurableRaftStorage(MemoryStorage):
             self.set_hard_state(rd.hard_state)
 
     def set_hard_state(self, hs: HardState) -> None:
-        """Replace the state file if ``hs`` differs from what is durable (one fsync + dir)."""
+        """Take ``hs``; the state file is replaced (one fsync + the directory's) only if its
+        term or vote differs from the durable one: a new commit index alone stays in
+        memory until the next state file (see the module notes)."""
         if hs == self._hs:
             return
         self._check_writable()
         if hs.commit > self.last_index():
             raise LedgerStateError(f"commit {hs.commit} is past the last index {self.last_index()}")
+        durable = self._durable_hs
         with self._guard():
-            self._write_state(hard_state=hs)
+            if hs.term != durable.term or hs.vote != durable.vote:
+                self._write_state(hard_state=hs)
             self._hs = hs
             self._log.mark_committed(hs.commit)
 
@@ -607,14 +636,16 @@ class DurableRaftStorage(MemoryStorage):
         snapshot_seq: int | None = None,
         log_seq: int | None = None,
     ) -> None:
+        hs = hard_state if hard_state is not None else self._hs
         rec = StateRecord(
-            hard_state if hard_state is not None else self._hs,
+            hs,
             base if base is not None else self._base_index,
             base_term if base_term is not None else self._base_log_term,
             snapshot_seq if snapshot_seq is not None else self._snap_seq,
             log_seq if log_seq is not None else self._log_seq,
         )
         replace_atomically(self._dir_fd, STATE_NAME, STATE_TMP_NAME, encode_state(rec))
+        self._durable_hs = hs
 
     def _truncate_after(self, index: int) -> None:
         """Cut the log after ``index``: whole later segments first, then the last one's tail.

@@ -404,6 +404,12 @@ class SegmentLog:
             if not seg.committed and seg.last <= index:
                 self._seal(seg)
 
+    def seal_due(self, index: int) -> bool:
+        """Whether ``mark_committed(index)`` would seal a segment (rename it: file I/O)."""
+        if index <= self._commit_index:
+            return False
+        return any(not seg.committed and seg.last <= index for seg in self._segments[:-1])
+
     def _seal(self, seg: _Segment) -> None:
         if seg.wfd >= 0:
             os.close(seg.wfd)

@@ -1,6 +1,7 @@
 """Crashes in the middle of a write: every crash point of every kind of operation leaves a
 state that some prefix of the operation's steps produces, and never less than the state the
-last completed operation returned."""
+last completed operation returned. The commit index is the exception the storage documents:
+it is volatile in Raft, so what survives may trail the one of that state (never exceed it)."""
 
 from __future__ import annotations
 
@@ -128,6 +129,17 @@ def view(s: MemoryStorage) -> View:
     first, last = s.first_index(), s.last_index()
     ents = tuple((e.term, e.index, int(e.kind), e.data) for e in s.entries(first, last + 1))
     return (s.hard_state, s.snapshot(), first, s.term(first - 1), ents)
+
+
+def loose(v: View) -> View:
+    """``v`` without its commit index."""
+    hs = v[0]
+    return (HardState(hs.term, hs.vote, 0), *v[1:])
+
+
+def recovered_as(got: View, allowed: list[View]) -> bool:
+    """``got`` is one of the ``allowed`` states, except that its commit index may trail."""
+    return any(loose(got) == loose(a) and got[0].commit <= a[0].commit for a in allowed)
 
 
 def persist_steps(before: View, rd: Ready) -> list[View]:
@@ -273,7 +285,7 @@ def test_every_crash_point_leaves_a_prefix_state(
             crashes += 1
             with open_storage(d) as r:
                 got = view(r)
-                assert got in allowed, (j, n, ops[j])
+                assert recovered_as(got, allowed), (j, n, ops[j])
                 # The recovered storage keeps working: redo the operation's outcome.
                 assert r.last_index() >= r.hard_state.commit
     assert crashes > 0
@@ -312,8 +324,10 @@ def test_torn_append_recovers_a_prefix_of_the_batch(seed: int, tmp_path: Path) -
         f.truncate(cut)
     (d / STATE_NAME).write_bytes(before_state)
     with open_storage(d) as r:
-        assert view(r) in allowed
-        assert r.hard_state == model.hard_state
+        assert recovered_as(view(r), allowed)
+        hs = r.hard_state
+        assert (hs.term, hs.vote) == (model.hard_state.term, model.hard_state.vote)
+        assert hs.commit <= model.hard_state.commit
         assert r.last_index() >= 5
 
 
@@ -373,4 +387,4 @@ def test_power_cut_keeps_only_synced_state_and_it_is_consistent(
         image.restore(survived)
         image.release()
         with open_storage(survived / "r") as r:
-            assert view(r) in allowed, (j, ops[j])
+            assert recovered_as(view(r), allowed), (j, ops[j])

@@ -62,21 +62,30 @@ def test_fsyncs_per_persist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         # The first append creates the first segment file: its directory is synced once.
         s.persist(Ready(entries=entries(2, 1), hard_state=HardState(2, 1, 1)))
         counter = FsyncCounter(monkeypatch)
-        # Entries and a new hard state: one group commit, one atomic state replacement.
-        s.persist(Ready(entries=entries(3, 256), hard_state=HardState(2, 1, 200)))
-        assert counter.take() == (2, 1)
+        # Entries and a new commit index: one group commit; the commit index stays in
+        # memory (it is volatile in Raft), so the state file is not replaced.
+        rd = Ready(entries=entries(3, 256), hard_state=HardState(2, 1, 200))
+        assert s.needs_io(rd)
+        s.persist(rd)
+        assert counter.take() == (1, 0)
         s.persist(Ready(entries=entries(259, 1), hard_state=HardState(2, 1, 259)))
-        assert counter.take() == (2, 1)
+        assert counter.take() == (1, 0)
         # Entries alone: one fsync.
         s.persist(Ready(entries=entries(260, 16)))
         assert counter.take() == (1, 0)
-        # An unchanged hard state is not written again.
+        # An unchanged hard state is not written again, nor is a new commit index alone.
         s.persist(Ready(hard_state=HardState(2, 1, 259)))
         assert counter.take() == (0, 0)
-        s.persist(Ready(hard_state=HardState(2, 1, 275)))
-        assert counter.take() == (1, 1)
-        s.persist(Ready(entries=entries(276, 1, term=3)))
-        assert counter.take() == (1, 0)
+        rd = Ready(hard_state=HardState(2, 1, 275))
+        assert not s.needs_io(rd)
+        s.persist(rd)
+        assert counter.take() == (0, 0)
+        assert s.hard_state == HardState(2, 1, 275)
+        # A new term (or vote): one atomic state replacement, after the entries.
+        rd = Ready(entries=entries(276, 1, term=3), hard_state=HardState(3, 1, 275))
+        assert s.needs_io(rd) and s.needs_io(Ready(hard_state=HardState(3, 2, 275)))
+        s.persist(rd)
+        assert counter.take() == (2, 1)
         # Overwriting an uncommitted suffix: truncate (one fsync) then one group commit.
         s.persist(Ready(entries=entries(276, 4, term=4)))
         assert counter.take() == (2, 0)
@@ -240,7 +249,7 @@ def test_a_failed_write_refuses_further_writes(
 
     monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(OSError):
-        s.persist(Ready(entries=entries(4, 1), hard_state=HardState(2, 1, 4)))
+        s.persist(Ready(entries=entries(4, 1), hard_state=HardState(3, 1, 4)))
     monkeypatch.undo()
     with pytest.raises(LedgerStateError, match="reopened"):
         s.persist(Ready(entries=entries(5, 1)))

@@ -157,6 +157,12 @@ class RaftStorageModel(RuleBasedStateMachine):
         self.durable = self._open()
         assert self.durable.recovery.log.torn_tail is None
         assert not self.durable.recovery.created
+        # The commit index is volatile: it may come back behind, never ahead. A restarted
+        # node then learns the current one from its leader, as here.
+        got, want = self.durable.hard_state, self.memory.hard_state
+        assert (got.term, got.vote) == (want.term, want.vote)
+        assert got.commit <= want.commit
+        self.durable.set_hard_state(want)
 
     @rule(data=st.data())
     def read_entries(self, data: st.DataObject) -> None:
