@@ -128,8 +128,8 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-async def fresh_postgres_database(admin_url: str) -> str:
-    """Create an empty database on the session's server; answers its SQLAlchemy URL."""
+async def fresh_postgres_database(admin_url: str, template: str | None = None) -> str:
+    """Create a database on the session's server (empty, or a copy of ``template``)."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -139,28 +139,57 @@ async def fresh_postgres_database(admin_url: str) -> str:
         host=url.query["host"], port=int(url.query["port"]), user="postgres", database="postgres"
     )
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await conn.close()
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+@pytest.fixture(scope="session")
+def postgres_migrated_template(postgres_url: str) -> str:
+    """A database migrated to head once per session, copied for each ``store`` test."""
+    from sqlalchemy.engine import make_url
+
+    from charter.store import open_store
+
+    async def build() -> str:
+        url = await fresh_postgres_database(postgres_url)
+        store = await open_store(url, None)
+        await store.close()
+        return str(make_url(url).database)
+
+    return asyncio.run(build())
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    """A URL for ``open_store`` on each database: SQLite under ``tmp_path`` (None means the
-    default ``<data_dir>/index.db``), or a fresh database on the session's PostgreSQL server."""
+    """A URL for ``open_store`` on each database, of an empty database: SQLite under
+    ``tmp_path`` (None means the default ``<data_dir>/index.db``), or a fresh database on the
+    session's PostgreSQL server."""
     if request.param == "sqlite":
         return None
     admin = request.getfixturevalue("postgres_url")
     return str(asyncio.run(fresh_postgres_database(admin)))
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest) -> str | None:
+    """Which database a ``store`` test runs on: None for SQLite under ``tmp_path``, or the URL
+    of a copy of a database migrated once per session (opening it checks the revision)."""
+    if request.param == "sqlite":
+        return None
+    admin = request.getfixturevalue("postgres_url")
+    template = request.getfixturevalue("postgres_migrated_template")
+    return str(asyncio.run(fresh_postgres_database(admin, template)))
+
+
 @pytest.fixture
-async def store(store_url: str | None, tmp_path: Path) -> AsyncIterator[Any]:
+async def store(store_target: str | None, tmp_path: Path) -> AsyncIterator[Any]:
     """The node's index database, migrated, on SQLite and on PostgreSQL."""
     from charter.store import open_store
 
-    opened = await open_store(store_url, tmp_path)
+    opened = await open_store(store_target, tmp_path)
     try:
         yield opened
     finally:

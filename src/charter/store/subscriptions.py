@@ -125,7 +125,7 @@ async def dead_letters(
         .order_by(DeliveryRow.event_seq)
         .limit(limit)
     )
-    return [(d, e) for d, e in (await session.execute(stmt)).tuples()]
+    return [(row[0], row[1]) for row in (await session.execute(stmt)).all()]
 
 
 async def mark_redeliver(

@@ -1,0 +1,90 @@
+"""The JSON form of events (REST listings, WebSocket pushes, webhook bodies)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from charter.store.messages import data_of, get_messages
+from charter.store.models import DataRow, EventRow, MessageRow
+
+__all__ = ["data_json", "event_json", "iso_us", "message_json", "render_events"]
+
+
+def iso_us(us: int | None) -> str | None:
+    """RFC 3339 UTC with microseconds, from microseconds since the epoch."""
+    if us is None:
+        return None
+    stamp = datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def event_json(event: EventRow) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "offset": event.seq,
+        "type": event.type,
+        "reference": event.reference,
+        "correlator": event.correlator,
+        "topic": event.topic,
+        "author": event.author,
+        "group": event.group_hash,
+        "tx_id": event.tx_id,
+        "created": iso_us(event.created_us),
+    }
+
+
+def message_json(m: MessageRow) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "type": m.type,
+        "topic": m.topic,
+        "author": m.member,
+        "node": m.node,
+        "group": m.group_hash,
+        "context": m.context,
+        "state": m.state,
+        "hash": m.hash,
+        "batch": m.batch_id,
+        "pin": None if m.pin_seqno is None else {"seqno": m.pin_seqno, "tx_id": m.pin_tx_id},
+        "cid": m.cid,
+        "idempotency_key": m.idempotency_key,
+        "reason": m.reason,
+        "created": iso_us(m.created_us),
+        "confirmed": iso_us(m.confirmed_us),
+    }
+
+
+def data_json(d: DataRow) -> dict[str, Any]:
+    datatype = (
+        None
+        if d.datatype_name is None
+        else {"name": d.datatype_name, "version": d.datatype_version}
+    )
+    blob = (
+        None
+        if d.blob_hash is None
+        else {"hash": d.blob_hash, "size": d.blob_size, "name": d.blob_name}
+    )
+    return {"id": d.id, "value": d.value, "datatype": datatype, "blob": blob, "hash": d.hash}
+
+
+async def render_events(
+    session: AsyncSession, events: Sequence[EventRow], *, with_data: bool
+) -> list[dict[str, Any]]:
+    """Events as JSON; with ``with_data``, events about a message carry it and its data."""
+    out = [event_json(e) for e in events]
+    if not with_data:
+        return out
+    refs = sorted({e.reference for e in events if e.reference is not None})
+    messages = await get_messages(session, refs)
+    data = await data_of(session, list(messages))
+    for rendered, event in zip(out, events, strict=True):
+        message = messages.get(event.reference or "")
+        if message is not None:
+            rendered["message"] = message_json(message)
+            rendered["data"] = [data_json(d) for d in data[message.id]]
+    return out
