@@ -63,6 +63,8 @@ class Outbox:
         self.directory = directory
         self.max_bytes = max_bytes
         self.entries: dict[bytes, OutboxEntry] = {}
+        self._owed: dict[str, dict[bytes, None]] = {}
+        """Per recipient, the hashes it is owed in the order they were added."""
         self.bytes = 0
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
@@ -100,6 +102,8 @@ class Outbox:
         for _, entry in sorted(found, key=lambda t: t[0]):
             self.entries[entry.hash] = entry
             self.bytes += len(entry.data)
+            for node in entry.remaining:
+                self._owed.setdefault(node, {})[entry.hash] = None
 
     def _paths(self, h: bytes) -> tuple[Path, Path]:
         assert self.directory is not None
@@ -138,6 +142,8 @@ class Outbox:
         if existing is None:
             self.bytes += len(entry.data)
         self.entries[entry.hash] = entry
+        for node in entry.remaining:
+            self._owed.setdefault(node, {})[entry.hash] = None
         return entry
 
     def acked(self, h: bytes, node: str) -> None:
@@ -146,6 +152,11 @@ class Outbox:
         if entry is None or node not in entry.remaining:
             return
         entry.remaining.discard(node)
+        owed = self._owed.get(node)
+        if owed is not None:
+            owed.pop(h, None)
+            if not owed:
+                del self._owed[node]
         if entry.remaining:
             if self.directory is not None:
                 _write(self._paths(h)[1], encode(sorted(entry.remaining)), sync=False)
@@ -157,5 +168,10 @@ class Outbox:
             to_path.unlink(missing_ok=True)
             batch_path.unlink(missing_ok=True)
 
-    def owed_to(self, node: str) -> list[bytes]:
-        return [h for h, e in self.entries.items() if node in e.remaining]
+    def owed_to(self, node: str) -> dict[bytes, None]:
+        """The hashes ``node`` is owed, oldest first (a live view: do not mutate)."""
+        return self._owed.get(node, {})
+
+    def nodes(self) -> list[str]:
+        """Recipients still owed something."""
+        return list(self._owed)

@@ -32,7 +32,7 @@ import logging
 import os
 import random
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -117,9 +117,11 @@ class TransferSettings:
     backoff: Backoff = field(default_factory=lambda: Backoff(base=0.05, cap=2.0))
     remember_batches: int = 65536
     """Hashes of batches handed up that are remembered to drop duplicates."""
+    remember_fetches: int = 1024
+    """Finished fetches still listed with their outcome (``transfers()``)."""
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any] | None) -> TransferSettings:
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> TransferSettings:
         """Settings from a plain mapping (unknown keys are an error, not ignored)."""
         values = dict(values or {})
         backoff = values.pop("backoff", None)
@@ -280,14 +282,14 @@ class Transfer:
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._inflight: dict[bytes, asyncio.Event] = {}
         self._fetches: dict[bytes, _Fetch] = {}
+        self._finished: OrderedDict[bytes, None] = OrderedDict()
         self._fetch_slots = asyncio.Semaphore(s.max_fetches)
         self._grants: dict[bytes, set[str]] = self._load_grants()
         self._changed = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
         self._running = False
-        for entry in self._outbox.entries.values():
-            for node in entry.remaining:
-                self._link(node)
+        for node in self._outbox.nodes():
+            self._link(node)
         self._load_wants()
 
     @classmethod
@@ -487,7 +489,7 @@ class Transfer:
             try:
                 facet = await self._facet(link.node)
                 sent = []
-                for h in itertools.islice(owed, s.window):
+                for h in list(itertools.islice(owed, s.window)):
                     e = self._outbox.entries[h]
                     sent.append(
                         (e, facet.send(DELIVER, e.hash, e.data, e.signature, e.wire_blobs()))
@@ -697,6 +699,12 @@ class Transfer:
             self.stats.blobs_failed += 1
             log.warning("%s: blob %s failed: %s", self.name, f.hash.hex(), reason)
         (self._wants_dir / f.hash.hex()).unlink(missing_ok=True)
+        self._finished[f.hash] = None
+        while len(self._finished) > self.settings.remember_fetches:
+            old, _ = self._finished.popitem(last=False)
+            done = self._fetches.get(old)
+            if done is not None and done.state in (BlobState.READY, BlobState.FAILED):
+                del self._fetches[old]
         self._notify()
         if self.on_blob is not None:
             try:
