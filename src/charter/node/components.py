@@ -76,7 +76,9 @@ ComponentFactory = Callable[[NodeContext], Component]
 
 def default_factories() -> list[ComponentFactory]:
     """The components every Charter node runs, in start order."""
-    return []
+    from charter.governance.component import governance_component
+
+    return [governance_component]
 
 
 def assemble(
