@@ -33,7 +33,7 @@ async def test_a_blob_follows_its_batch_in_verified_chunks(tmp_path: Path) -> No
         n1, n2, n3 = mesh["n1"], mesh["n2"], mesh["n3"]
         ref = await give(n1, 3 * (256 << 10) + 1234)
         empty = await give(n1, 0)
-        await n1.t.send_batch(["n2", "n3"], b"a message with two blobs", blobs=[ref, empty])
+        await n1.t.send_batch(["n2", "n3"], b"two blobs, one twice", blobs=[ref, empty, ref])
         for n in (n2, n3):
             done = await n.t.blob_ready(ref.hash, WAIT)
             assert done.state is BlobState.READY and done.received == ref.size

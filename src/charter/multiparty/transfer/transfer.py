@@ -55,6 +55,7 @@ from charter.multiparty.transfer.wire import (
     DELIVER,
     HASH_BYTES,
     INTRODUCE,
+    MAX_BLOBS_PER_BATCH,
     MAX_CHUNK_BYTES,
     OK,
     READ_BLOB,
@@ -425,7 +426,9 @@ class Transfer:
         for n in nodes:
             if self.peers.get(n) is None:
                 raise TransferError(f"{n!r} is not a member node", code="mp.transfer.unknown_node")
-        refs = tuple(blobs)
+        refs = tuple(dict.fromkeys(blobs))  # the same blob in two messages: once
+        if len(refs) > MAX_BLOBS_PER_BATCH:
+            raise TransferError(f"a batch references at most {MAX_BLOBS_PER_BATCH} blobs")
         for ref in refs:
             if not self.blobs.has(ref.hash) or self.blobs.size(ref.hash) != ref.size:
                 raise BlobNotFound(f"no blob {ref.hex} of {ref.size} bytes here")
