@@ -159,6 +159,7 @@ class Aggregator:
         self._held_by_id: dict[str, bytes] = {}
         self._blob_waiters: dict[bytes, set[bytes]] = {}
         self._failed: dict[bytes, PinRef] = {}
+        self._attributed: list[tuple[PinRef, bytes]] = []
         self._batches: dict[bytes, int] = {}
         """Batches that arrived here, with how many of their messages are still held."""
 
@@ -295,6 +296,11 @@ class Aggregator:
             deadline,
         )
 
+    def take_attributed(self) -> list[tuple[PinRef, bytes]]:
+        """Pins placed in a context since the last call (to record their context)."""
+        out, self._attributed = self._attributed, []
+        return out
+
     def held_ids(self) -> list[str]:
         return sorted(self._held_by_id)
 
@@ -348,6 +354,7 @@ class Aggregator:
         del self._expected[ref.pin]
         bisect.insort(c.queue, (ref, author, nonce), key=lambda e: (e[0].seqno, e[0].index))
         c.seen[author].add(nonce)
+        self._attributed.append((ref, context))
         w = self.policy.window
         high = c.high[author]
         if nonce + 1 > high:
@@ -507,4 +514,5 @@ class Aggregator:
         for r in failed:
             ref = PinRef.from_record(r)
             agg._failed[ref.pin] = ref
+        agg._attributed.clear()
         return agg

@@ -1,0 +1,819 @@
+"""The messaging service of one node: the thin asyncio shell around batcher and aggregator.
+
+One task (``_drive``) owns every decision and every write of this layer: it takes inputs
+from one queue (messages to send, batches received, pins the ledger applied, blobs that
+completed, time), feeds the pure ``Batcher`` and ``Aggregator``, and records the outcome
+of each round in ONE database transaction (sealed batches, received messages, pins,
+message states, ``message_confirmed``/``message_failed`` events, the aggregator's state).
+Only after that commit are batches handed to the transfer, pins submitted to the ledger,
+received batches acknowledged and waiters woken. A crash between the two repeats the
+after-commit steps at start (sealed batches whose pin was not seen are sent and pinned
+again; duplicates are harmless on both paths).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+
+from charter.crypto.keys import Ed25519PrivateKey
+from charter.errors import CharterError
+from charter.ledger.engine import ApplyResult, Command, TxStatus
+from charter.multiparty.aggregator import Aggregator, FailurePolicy, Held, Released
+from charter.multiparty.batch import Batch, SignedBatch, seal
+from charter.multiparty.batcher import Batcher, BatchLimits, Sealed
+from charter.multiparty.errors import InvalidMessage, MalformedBatch, MultipartyError
+from charter.multiparty.model import DataItem, Group, Message, MessageType, canonical_json
+from charter.multiparty.pins import APP, CLOCK_BODY, PinCommand, parse_body
+from charter.multiparty.state import load_state, save_state
+from charter.store import Store
+from charter.store.events import NewEvent, append_events
+from charter.store.groups import ensure_group
+from charter.store.messages import by_idempotency_key
+from charter.store.models import BatchRow, DataRow, MessageRow, PinRow
+
+__all__ = ["DataInput", "MessagingService", "MessagingSettings", "Outgoing", "SendRequest"]
+
+log = logging.getLogger(__name__)
+
+AGGREGATOR_STATE = "mp.aggregator"
+SENDER_STATE = "mp.sender"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True)
+class MessagingSettings:
+    batch: BatchLimits = field(default_factory=lambda: BatchLimits(500, 1 << 20, 0.01))
+    fail_after_s: float | None = None
+    """None: a context waits for missing data for ever; else fail it after this (ledger time)."""
+    window: int = 32
+    pin_retry_s: float = 0.2
+    max_round: int = 2000
+    """Inputs taken per round (one database transaction)."""
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> MessagingSettings:
+        v = dict(values or {})
+        batch = v.pop("batch", None)
+        limits = BatchLimits(**batch) if isinstance(batch, Mapping) else cls().batch
+        return cls(batch=limits, **v)
+
+    @property
+    def policy(self) -> FailurePolicy:
+        after = None if self.fail_after_s is None else int(self.fail_after_s * 1_000_000)
+        return FailurePolicy(fail_after_us=after, window=self.window)
+
+
+@dataclass(frozen=True)
+class DataInput:
+    value: Any = None
+    has_value: bool = False
+    datatype: tuple[str, str] | None = None
+    data_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    type: MessageType
+    topic: str
+    tag: str = ""
+    cid: str = ""
+    members: tuple[str, ...] = ()
+    data: tuple[DataInput, ...] = ()
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A stored message waiting for its batch (its nonce is given when the batch seals)."""
+
+    id: str
+    type: MessageType
+    topic: str
+    tag: str
+    cid: str
+    group: Group
+    created_us: int
+    data: tuple[DataItem, ...]
+
+    @property
+    def kind(self) -> str:
+        return "broadcast" if self.type == "broadcast" else "private"
+
+    def size(self) -> int:
+        return 256 + sum(len(d.value or b"") + 128 for d in self.data)
+
+
+@dataclass
+class _Inbound:
+    signed: SignedBatch
+    done: asyncio.Future[None]
+
+
+@dataclass(frozen=True)
+class _Pin:
+    seqno: int
+    tx_id: str
+    time_us: int
+    submitter: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Blob:
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class _Time:
+    time_us: int
+
+
+@dataclass(frozen=True)
+class _Resend:
+    pass
+
+
+_Input = Outgoing | _Inbound | _Pin | _Blob | _Time
+
+
+class MessagingService:
+    """Send, receive, order and record messages for one node."""
+
+    def __init__(
+        self,
+        *,
+        node: str,
+        member: str,
+        identity: Ed25519PrivateKey,
+        store: Store | None,
+        ledger: Any,
+        transfer: Any,
+        settings: MessagingSettings | None = None,
+    ) -> None:
+        self.node = node
+        self.member = member
+        self.identity = identity
+        self._store = store
+        self.ledger = ledger
+        self.transfer = transfer
+        self.settings = settings or MessagingSettings()
+        net = ledger.network
+        self.node_keys = {m.name: m.batch_key for m in net.members.values()}
+        self.node_member = {m.name: (m.member or m.name) for m in net.members.values()}
+        self.members = sorted(set(self.node_member.values()))
+        self._queue: asyncio.Queue[_Input] = asyncio.Queue()
+        self._batcher: Batcher[tuple[str, bytes], Outgoing] = Batcher(self.settings.batch)
+        self.aggregator = Aggregator(self.settings.policy)
+        self._nonces: dict[bytes, int] = {}
+        self._waiters: dict[str, list[asyncio.Future[str]]] = {}
+        self._unpinned: dict[bytes, SignedBatch] = {}
+        """Own sealed batches whose pin this node has not yet seen applied."""
+        self._ledger_time = 0
+        self._deadline_us: int | None = None
+        self._clock_pending = False
+        self._tg: asyncio.TaskGroup | None = None
+        self.ready = asyncio.Event()
+        self.rounds = 0
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise LookupError("the index store is not open")
+        return self._store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        self._store = store
+
+    # -- the world's inputs ---------------------------------------------------------------
+
+    def on_apply(self, result: ApplyResult) -> None:
+        """Ledger listener: queue every applied ``mp`` command (quick, never raises)."""
+        for tx in result.applied:
+            if tx.batch_seq is not None and tx.batch_seq > self._ledger_time:
+                self._ledger_time = tx.batch_seq
+            cmd = tx.command
+            if cmd is None or cmd.app != APP or tx.status is TxStatus.INVALID:
+                continue
+            self._queue.put_nowait(
+                _Pin(tx.seqno, tx.tx_id, tx.batch_seq or 0, tx.submitter or "", cmd.body)
+            )
+        if self._deadline_us is not None and self._ledger_time >= self._deadline_us:
+            self._deadline_us = None
+            self._queue.put_nowait(_Time(self._ledger_time))
+
+    async def on_batch(self, inbound: Any) -> None:
+        """Transfer callback: a batch from an authenticated member node. Return = ack."""
+        try:
+            signed = SignedBatch.decode(inbound.data)
+        except MalformedBatch as exc:
+            log.warning("mp.batch.refused", extra={"sender": inbound.sender, "reason": exc.message})
+            return  # acknowledged: resending it would not make it well-formed
+        b = signed.batch
+        key = self.node_keys.get(b.author_node)
+        if (
+            b.author_node != inbound.sender
+            or key is None
+            or self.node_member.get(b.author_node) != b.author_member
+            or self.member not in b.group.members
+        ):
+            log.warning("mp.batch.refused", extra={"sender": inbound.sender, "reason": "author"})
+            return
+        try:
+            signed.verify(key)
+        except MalformedBatch:
+            log.warning("mp.batch.refused", extra={"sender": inbound.sender, "reason": "signature"})
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Inbound(signed, done))
+        await done
+
+    def on_blob(self, progress: Any) -> None:
+        if str(getattr(progress.state, "value", progress.state)) == "ready":
+            self._queue.put_nowait(_Blob(progress.hash))
+
+    # -- sending --------------------------------------------------------------------------
+
+    def group_for(self, req: SendRequest) -> Group:
+        if req.type == "broadcast":
+            return Group.of(self.members)
+        unknown = sorted(set(req.members) - set(self.members))
+        if unknown:
+            raise InvalidMessage(f"not members of this network: {', '.join(unknown)}")
+        if not req.members:
+            raise InvalidMessage("a private message names its group's members")
+        return Group.of([*req.members, self.member])
+
+    async def send(self, req: SendRequest, items: Sequence[DataItem]) -> tuple[MessageRow, bool]:
+        """Store a validated message and queue it for batching; (row, created)."""
+        group = self.group_for(req)
+        mid = str(uuid.uuid4())
+        created = now_us()
+        ctx = Message(
+            mid,
+            req.type,
+            self.member,
+            self.node,
+            req.topic,
+            req.tag,
+            req.cid,
+            group,
+            0,
+            created,
+            (),
+        ).context
+        async with self.store.transaction() as s:
+            if req.idempotency_key is not None:
+                existing = await by_idempotency_key(s, self.member, req.idempotency_key)
+                if existing is not None:
+                    return existing, False
+            await ensure_group(s, group.hash.hex(), list(group.members))
+            row = MessageRow(
+                id=mid,
+                member=self.member,
+                node=self.node,
+                idempotency_key=req.idempotency_key,
+                type=req.type,
+                topic=req.topic,
+                group_hash=group.hash.hex(),
+                context=ctx.hex(),
+                state="pending",
+                cid=req.cid or None,
+                created_us=created,
+            )
+            if hasattr(MessageRow, "tag"):
+                setattr(row, "tag", req.tag or None)  # noqa: B010
+            s.add(row)
+            await s.flush()
+            for pos, d in enumerate(items):
+                existing_data = (
+                    await s.execute(select(DataRow).where(DataRow.id == d.id))
+                ).scalar_one_or_none()
+                if existing_data is not None:
+                    if existing_data.message_id is not None:
+                        raise InvalidMessage(f"data {d.id} belongs to another message")
+                    existing_data.message_id = mid
+                    existing_data.position = pos
+                    existing_data.hash = d.hash.hex()
+                else:
+                    s.add(_data_row(d, mid, pos, created))
+        self._queue.put_nowait(
+            Outgoing(mid, req.type, req.topic, req.tag, req.cid, group, created, tuple(items))
+        )
+        return row, True
+
+    async def wait_final(self, message_id: str, within: float) -> str | None:
+        """The message's final state (confirmed/failed), or None if ``within`` passed."""
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(message_id, []).append(fut)
+        async with self.store.read() as s:
+            state = (
+                await s.execute(select(MessageRow.state).where(MessageRow.id == message_id))
+            ).scalar_one_or_none()
+        if state in ("confirmed", "failed"):
+            self._forget_waiter(message_id, fut)
+            return state
+        try:
+            async with asyncio.timeout(within):
+                return await fut
+        except TimeoutError:
+            return None
+        finally:
+            self._forget_waiter(message_id, fut)
+
+    def _forget_waiter(self, message_id: str, fut: asyncio.Future[str]) -> None:
+        futs = self._waiters.get(message_id)
+        if futs is not None and fut in futs:
+            futs.remove(fut)
+            if not futs:
+                del self._waiters[message_id]
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._recover()
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            for signed in list(self._unpinned.values()):
+                tg.create_task(self._dispatch(signed))
+            self.ready.set()
+            try:
+                await self._drive()
+            finally:
+                self._tg = None
+
+    async def _recover(self) -> None:
+        async with self.store.read() as s:
+            snap = await load_state(s, AGGREGATOR_STATE)
+            sender = await load_state(s, SENDER_STATE)
+            sealed = (
+                await s.execute(
+                    select(BatchRow).where(BatchRow.node == self.node, BatchRow.state == "sealed")
+                )
+            ).scalars()
+            for b in sealed:
+                if b.payload is not None:
+                    signed = SignedBatch.decode(b.payload)
+                    self._unpinned[signed.hash] = signed
+            pending = list(
+                (
+                    await s.execute(
+                        select(MessageRow)
+                        .where(MessageRow.node == self.node, MessageRow.state == "pending")
+                        .order_by(MessageRow.seq)
+                    )
+                ).scalars()
+            )
+            data: dict[str, list[DataRow]] = {}
+            if pending:
+                rows = (
+                    await s.execute(
+                        select(DataRow)
+                        .where(DataRow.message_id.in_([m.id for m in pending]))
+                        .order_by(DataRow.position)
+                    )
+                ).scalars()
+                for d in rows:
+                    data.setdefault(d.message_id or "", []).append(d)
+            groups = {}
+            for m in pending:
+                if m.group_hash and m.group_hash not in groups:
+                    from charter.store.groups import get_group
+
+                    g = await get_group(s, m.group_hash)
+                    if g is not None:
+                        groups[m.group_hash] = Group.of(g.members)
+        if snap is not None:
+            self.aggregator = Aggregator.restore(snap, self.settings.policy)
+        if sender is not None:
+            self._nonces = _decode_nonces(sender)
+        for m in pending:
+            group = groups.get(m.group_hash or "")
+            if group is None:
+                continue
+            self._queue.put_nowait(
+                Outgoing(
+                    m.id,
+                    m.type,  # type: ignore[arg-type]
+                    m.topic,
+                    getattr(m, "tag", None) or "",
+                    m.cid or "",
+                    group,
+                    m.created_us,
+                    tuple(_item_of(d) for d in data.get(m.id, [])),
+                )
+            )
+
+    async def _drive(self) -> None:
+        while True:
+            first = await self._next_input()
+            inputs: list[_Input] = [] if first is None else [first]
+            while len(inputs) < self.settings.max_round and not self._queue.empty():
+                inputs.append(self._queue.get_nowait())
+            await self._round(inputs)
+
+    async def _next_input(self) -> _Input | None:
+        deadline = self._batcher.deadline()
+        if deadline is None:
+            return await self._queue.get()
+        wait = deadline - time.monotonic()
+        if wait <= 0:
+            return None
+        try:
+            async with asyncio.timeout(wait):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+    async def _round(self, inputs: list[_Input]) -> None:
+        released: list[Released] = []
+        sealed: list[SignedBatch] = []
+        acks: list[asyncio.Future[None]] = []
+        pins: list[PinRow] = []
+        agg = self.aggregator
+        now = time.monotonic()
+        seal_due: list[Sealed[tuple[str, bytes], Outgoing]] = []
+        for item in inputs:
+            if isinstance(item, Outgoing):
+                key = (item.kind, item.group.hash)
+                seal_due.extend(self._batcher.add(key, item, item.size(), now))
+        seal_due.extend(self._batcher.tick(now))
+        try:
+            async with self.store.transaction() as s:
+                for group in seal_due:
+                    signed = self._seal(group)
+                    sealed.append(signed)
+                    await self._record_sealed(s, signed)
+                    held = [self._held(m, signed.hash) for m in signed.batch.messages]
+                    released += agg.batch_arrived(
+                        signed.hash, self.node, self._candidates(signed.batch.group), held
+                    )
+                for item in inputs:
+                    if isinstance(item, _Inbound):
+                        acks.append(item.done)
+                        got = await self._record_inbound(s, item.signed)
+                        if got is not None:
+                            released += agg.batch_arrived(
+                                item.signed.hash,
+                                item.signed.batch.author_node,
+                                self._candidates(item.signed.batch.group),
+                                got,
+                            )
+                    elif isinstance(item, _Pin):
+                        released += self._take_pin(item, pins)
+                    elif isinstance(item, _Blob):
+                        released += agg.blob_arrived(item.hash)
+                    elif isinstance(item, _Time):
+                        released += agg.tick(item.time_us)
+                if agg.policy.fail_after_us is not None:
+                    released += agg.tick(self._ledger_time)
+                contexts = dict((r.pin, c) for r, c in agg.take_attributed())
+                for p in pins:
+                    c = contexts.pop(bytes.fromhex(p.pin), None)
+                    if c is not None:
+                        p.context = c.hex()
+                s.add_all(pins)
+                for pin, c in contexts.items():  # placed later than first seen
+                    await s.execute(
+                        update(PinRow)
+                        .where(PinRow.pin == pin.hex(), PinRow.context.is_(None))
+                        .values(context=c.hex())
+                    )
+                finals = await self._record_released(s, released)
+                await save_state(s, AGGREGATOR_STATE, agg.snapshot())
+                if sealed:
+                    await save_state(s, SENDER_STATE, _encode_nonces(self._nonces))
+        except BaseException as exc:
+            for fut in acks:
+                if not fut.done():
+                    fut.set_exception(
+                        exc if isinstance(exc, Exception) else MultipartyError("stopped")
+                    )
+            raise
+        self.rounds += 1
+        for fut in acks:
+            if not fut.done():
+                fut.set_result(None)
+        for mid, final in finals.items():
+            for waiter in self._waiters.pop(mid, []):
+                if not waiter.done():
+                    waiter.set_result(final)
+        if self._tg is not None:
+            for signed in sealed:
+                self._unpinned[signed.hash] = signed
+                self._tg.create_task(self._dispatch(signed))
+        self._deadline_us = agg.next_deadline_us()
+        if self._deadline_us is not None and self._ledger_time >= self._deadline_us:
+            self._queue.put_nowait(_Time(self._ledger_time))
+        elif self._deadline_us is not None and self._tg is not None and not self._clock_pending:
+            self._clock_pending = True
+            self._tg.create_task(self._clock(self._deadline_us))
+
+    # -- pieces of a round ----------------------------------------------------------------
+
+    def _candidates(self, group: Group) -> list[str]:
+        return sorted(n for n, m in self.node_member.items() if m in group.members)
+
+    def _held(self, m: Message, batch_hash: bytes) -> Held:
+        missing = {b for b in m.blobs if not self.transfer.blobs.has(b)}
+        return Held(
+            m.id, m.context, m.author_node, m.nonce, m.pin, batch_hash, missing, m.created_us
+        )
+
+    def _seal(self, group: Sealed[tuple[str, bytes], Outgoing]) -> SignedBatch:
+        messages = []
+        for o in group.items:
+            probe = Message(
+                o.id, o.type, self.member, self.node, o.topic, o.tag, o.cid, o.group, 0, 0, ()
+            )
+            ctx = probe.context
+            nonce = self._nonces.get(ctx, 0)
+            self._nonces[ctx] = nonce + 1
+            messages.append(
+                Message(
+                    o.id,
+                    o.type,
+                    self.member,
+                    self.node,
+                    o.topic,
+                    o.tag,
+                    o.cid,
+                    o.group,
+                    nonce,
+                    o.created_us,
+                    o.data,
+                )
+            )
+        first = group.items[0]
+        batch = Batch(
+            str(uuid.uuid4()),
+            "broadcast" if first.type == "broadcast" else "private",
+            self.member,
+            self.node,
+            first.group,
+            now_us(),
+            tuple(messages),
+        )
+        return seal(batch, self.identity)
+
+    async def _record_sealed(self, s: Any, signed: SignedBatch) -> None:
+        b = signed.batch
+        h = signed.hash.hex()
+        s.add(
+            BatchRow(
+                id=h,
+                hash=h,
+                author=b.author_member,
+                node=b.author_node,
+                type=b.kind,
+                group_hash=b.group.hash.hex(),
+                payload=signed.raw,
+                state="sealed",
+                created_us=b.created_us,
+            )
+        )
+        await s.execute(
+            update(MessageRow)
+            .where(MessageRow.id.in_([m.id for m in b.messages]))
+            .values(state="sent", batch_id=h)
+        )
+        for m in b.messages:
+            await s.execute(
+                update(MessageRow).where(MessageRow.id == m.id).values(hash=m.hash.hex())
+            )
+
+    async def _record_inbound(self, s: Any, signed: SignedBatch) -> list[Held] | None:
+        """Store a received batch and its messages; None if it was here already."""
+        h = signed.hash.hex()
+        if await s.get(BatchRow, h) is not None:
+            return None
+        b = signed.batch
+        ids = [m.id for m in b.messages]
+        taken = (await s.execute(select(MessageRow.id).where(MessageRow.id.in_(ids)))).scalars()
+        if list(taken):
+            log.warning("mp.batch.refused", extra={"batch": h, "reason": "message id reused"})
+            return None
+        await ensure_group(s, b.group.hash.hex(), list(b.group.members))
+        s.add(
+            BatchRow(
+                id=h,
+                hash=h,
+                author=b.author_member,
+                node=b.author_node,
+                type=b.kind,
+                group_hash=b.group.hash.hex(),
+                payload=signed.raw,
+                state="pending",
+                created_us=b.created_us,
+            )
+        )
+        for m in b.messages:
+            row = MessageRow(
+                id=m.id,
+                member=m.author_member,
+                node=m.author_node,
+                type=m.type,
+                topic=m.topic,
+                group_hash=m.group_hash.hex(),
+                context=m.context.hex(),
+                state="sent",
+                hash=m.hash.hex(),
+                batch_id=h,
+                cid=m.cid or None,
+                created_us=m.created_us,
+            )
+            if hasattr(MessageRow, "tag"):
+                setattr(row, "tag", m.tag or None)  # noqa: B010
+            s.add(row)
+        await s.flush()
+        stamp = now_us()
+        for m in b.messages:
+            for pos, d in enumerate(m.data):
+                s.add(_data_row(d, m.id, pos, stamp))
+        return [self._held(m, signed.hash) for m in b.messages]
+
+    def _take_pin(self, item: _Pin, pins: list[PinRow]) -> list[Released]:
+        agg = self.aggregator
+        try:
+            cmd = parse_body(item.body)
+        except MultipartyError:
+            return []  # the handler refuses these: they never apply
+        if cmd is None:
+            return agg.clock(item.seqno, item.time_us)
+        if item.seqno <= agg.processed_seqno:
+            return []
+        if item.submitter == self.node:
+            self._unpinned.pop(cmd.batch_hash, None)
+        stamp = now_us()
+        for i, p in enumerate(cmd.pins):
+            row = PinRow(
+                ledger_seqno=item.seqno,
+                tx_id=item.tx_id,
+                pin=p.hex(),
+                batch_hash=cmd.batch_hash.hex(),
+                index_in_batch=i,
+                dispatched=False,
+                created_us=stamp,
+            )
+            for name, value in (("submitter", item.submitter), ("time_us", item.time_us)):
+                if hasattr(PinRow, name):
+                    setattr(row, name, value)
+            pins.append(row)
+        return agg.pin_committed(
+            item.seqno, item.tx_id, item.time_us, item.submitter, cmd.batch_hash, cmd.pins
+        )
+
+    async def _record_released(self, s: Any, released: list[Released]) -> dict[str, str]:
+        if not released:
+            return {}
+        ids = [r.message_id for r in released if r.message_id is not None]
+        rows = {
+            m.id: m
+            for m in (await s.execute(select(MessageRow).where(MessageRow.id.in_(ids)))).scalars()
+        }
+        events: list[NewEvent] = []
+        finals: dict[str, str] = {}
+        stamp = now_us()
+        updates: list[dict[str, Any]] = []
+        batches: dict[str, str] = {}
+        for r in released:
+            row = rows.get(r.message_id or "")
+            state: str = r.outcome
+            if row is not None:
+                updates.append(
+                    {
+                        "seq": row.seq,
+                        "state": state,
+                        "pin_seqno": r.pin.seqno,
+                        "pin_tx_id": r.pin.tx_id,
+                        "confirmed_us": stamp if state == "confirmed" else None,
+                        "reason": r.reason or None,
+                    }
+                )
+                finals[row.id] = state
+                if state == "confirmed":
+                    batches[r.pin.batch_hash.hex()] = "confirmed"
+            events.append(
+                NewEvent(
+                    "message_confirmed" if state == "confirmed" else "message_failed",
+                    reference=r.message_id,
+                    correlator=r.pin.batch_hash.hex(),
+                    topic=None if row is None else row.topic,
+                    author=None if row is None else row.member,
+                    group_hash=None if row is None else row.group_hash,
+                    tx_id=r.pin.tx_id,
+                )
+            )
+        if updates:
+            await s.execute(update(MessageRow), updates)
+        for bh, state in batches.items():
+            await s.execute(update(BatchRow).where(BatchRow.id == bh).values(state=state))
+        await append_events(s, events)
+        return finals
+
+    # -- after commit ---------------------------------------------------------------------
+
+    async def _dispatch(self, signed: SignedBatch) -> None:
+        """Hand a sealed batch to the transfer, then pin it, retrying until applied."""
+        b = signed.batch
+        recipients = self._candidates(b.group)
+        blobs = []
+        from charter.multiparty.transfer import BlobRef
+
+        for m in b.messages:
+            for d in m.data:
+                if d.blob_hash:
+                    blobs.append(BlobRef(d.blob_hash, d.blob_size))
+        delay = self.settings.pin_retry_s
+        while True:
+            try:
+                await self.transfer.send_batch(recipients, signed.raw, signed.hash, blobs=blobs)
+                break
+            except CharterError as exc:
+                log.warning("mp.batch.send_retry", extra={"reason": exc.message})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        body = PinCommand(signed.hash, tuple(b.pins)).encode()
+        delay = self.settings.pin_retry_s
+        while signed.hash in self._unpinned:
+            try:
+                ticket = await self.ledger.submit(
+                    Command(APP, body, client_ref=signed.hash.hex()), wait="accepted"
+                )
+                if ticket.status is not TxStatus.INVALID:
+                    return
+                log.warning("mp.pin.invalid", extra={"reason": ticket.reason})
+            except CharterError as exc:
+                log.info("mp.pin.retry", extra={"reason": exc.message})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _clock(self, deadline_us: int) -> None:
+        """Move ledger time past a failure deadline when nothing else does."""
+        try:
+            while self._ledger_time < deadline_us:
+                wait = (deadline_us - now_us()) / 1_000_000
+                if wait > 0:
+                    await asyncio.sleep(wait + 0.05)
+                    continue
+                with contextlib.suppress(CharterError):
+                    await self.ledger.submit(Command(APP, CLOCK_BODY), wait="accepted")
+                await asyncio.sleep(self.settings.pin_retry_s)
+        finally:
+            self._clock_pending = False
+
+
+def _data_row(d: DataItem, message_id: str, pos: int, stamp: int) -> DataRow:
+    return DataRow(
+        id=d.id,
+        message_id=message_id,
+        position=pos,
+        value=d.json_value(),
+        datatype_name=d.datatype_name or None,
+        datatype_version=d.datatype_version or None,
+        blob_hash=d.blob_hash.hex() if d.blob_hash else None,
+        blob_size=d.blob_size if d.blob_hash else None,
+        blob_name=d.blob_name or None,
+        hash=d.hash.hex(),
+        created_us=stamp,
+    )
+
+
+def _item_of(d: DataRow) -> DataItem:
+    value = None if d.value is None and d.blob_hash else canonical_json(d.value)
+    return DataItem(
+        d.id,
+        value,
+        d.datatype_name or "",
+        d.datatype_version or "",
+        bytes.fromhex(d.blob_hash) if d.blob_hash else b"",
+        d.blob_size if d.blob_size is not None else -1,
+        d.blob_name or "",
+    )
+
+
+def _encode_nonces(nonces: Mapping[bytes, int]) -> bytes:
+    from charter.codec.syrup import encode
+
+    return encode({k: v for k, v in nonces.items()})
+
+
+def _decode_nonces(data: bytes) -> dict[bytes, int]:
+    from charter.codec.syrup import decode
+
+    value = decode(data)
+    if not isinstance(value, dict):
+        return {}
+    return {bytes(k): int(v) for k, v in value.items()}
