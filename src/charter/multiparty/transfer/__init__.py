@@ -23,7 +23,7 @@ from charter.multiparty.transfer.errors import (
     TransferRefused,
 )
 from charter.multiparty.transfer.gate import InboxGate, authenticated_peer
-from charter.multiparty.transfer.peers import PeerDirectory, PeerNode
+from charter.multiparty.transfer.peers import LedgerPeers, PeerDirectory, PeerNode
 from charter.multiparty.transfer.transfer import (
     BlobProgress,
     BlobState,
@@ -49,6 +49,7 @@ __all__ = [
     "BlobWriter",
     "InboundBatch",
     "InboxGate",
+    "LedgerPeers",
     "OnBatch",
     "OnBlob",
     "OutboxFull",

@@ -50,7 +50,7 @@ from charter.multiparty.transfer.errors import (
 )
 from charter.multiparty.transfer.gate import InboxGate
 from charter.multiparty.transfer.outbox import Outbox, OutboxEntry
-from charter.multiparty.transfer.peers import PeerDirectory
+from charter.multiparty.transfer.peers import LedgerPeers, PeerDirectory
 from charter.multiparty.transfer.wire import (
     DELIVER,
     HASH_BYTES,
@@ -302,8 +302,9 @@ class Transfer:
         on_batch: OnBatch | None = None,
         on_blob: OnBlob | None = None,
     ) -> Transfer:
-        """The transfer of a node component: peers from the ledger network, files under
-        ``<data_dir>/``, settings from ``ctx.settings["transfer"]`` (a mapping)."""
+        """The transfer of a node component: peers as the ledger knows them
+        (``LedgerPeers``), files under ``<data_dir>/``, settings from
+        ``ctx.settings["transfer"]`` (a mapping or ``TransferSettings``)."""
         if ctx.data_dir is None:
             raise TransferError("a transfer keeps its outbox and blobs in a data directory")
         raw = ctx.settings.get("transfer")
@@ -311,7 +312,7 @@ class Transfer:
         return cls(
             ctx.runtime,
             ctx.identity,
-            PeerDirectory.from_ledger_network(service.network),
+            LedgerPeers(service),
             name=service.name,
             data_dir=ctx.data_dir,
             settings=settings,
