@@ -42,6 +42,8 @@ class _StoreBlobRecords:
     async def add_blob(
         self, info: BlobInfo, name: str | None, content_type: str | None
     ) -> BlobRecord:
+        from sqlalchemy import JSON
+
         from charter.api.blobs import BlobRecord
         from charter.store.models import DataRow
 
@@ -55,7 +57,7 @@ class _StoreBlobRecords:
                     id=did,
                     message_id=None,
                     position=0,
-                    value=None,
+                    value=JSON.NULL,
                     blob_hash=info.hash.hex(),
                     blob_size=info.size,
                     blob_name=name,

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import JSON, select, update
 
 from charter.crypto.keys import Ed25519PrivateKey
 from charter.errors import CharterError
@@ -780,7 +780,7 @@ def _data_row(d: DataItem, message_id: str, pos: int, stamp: int) -> DataRow:
         id=d.id,
         message_id=message_id,
         position=pos,
-        value=d.json_value(),
+        value=_json_value(d.json_value()),
         datatype_name=d.datatype_name or None,
         datatype_version=d.datatype_version or None,
         blob_hash=d.blob_hash.hex() if d.blob_hash else None,
@@ -789,6 +789,11 @@ def _data_row(d: DataItem, message_id: str, pos: int, stamp: int) -> DataRow:
         hash=d.hash.hex(),
         created_us=stamp,
     )
+
+
+def _json_value(value: Any) -> Any:
+    """JSON ``null`` rather than SQL NULL (the column is not nullable)."""
+    return JSON.NULL if value is None else value
 
 
 def _item_of(d: DataRow) -> DataItem:
