@@ -46,6 +46,8 @@ class Node:
     blob_events: list[BlobProgress] = field(default_factory=list)
     fail_next: int = 0
     """How many of the next deliveries ``on_batch`` refuses (raising), as a full disk would."""
+    hold: asyncio.Event | None = None
+    """While set to an unset event, ``on_batch`` waits for it (a slow application)."""
 
     @property
     def t(self) -> Transfer:
@@ -57,6 +59,8 @@ class Node:
         return int(self.runtime.location().hints_dict()["port"])
 
     async def on_batch(self, b: InboundBatch) -> None:
+        if self.hold is not None:
+            await self.hold.wait()
         if self.fail_next > 0:
             self.fail_next -= 1
             raise OSError("cannot keep the batch now")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -168,3 +169,17 @@ async def test_send_batch_refuses_what_it_cannot_deliver(tmp_path: Path) -> None
         await t1.send_batch(["n2"], b"a" * 1000)
         with pytest.raises(OutboxFull):
             await t1.send_batch(["n2"], b"b" * 1000)
+
+
+async def test_a_receiver_bounds_the_batches_it_keeps_at_once(tmp_path: Path) -> None:
+    one = TransferSettings(max_inflight_per_sender=1, backoff=FAST.backoff)
+    async with Mesh(tmp_path, 2, n2=one) as mesh:
+        n1, n2 = mesh["n1"], mesh["n2"]
+        n2.hold = asyncio.Event()
+        await n1.t.send_batch(["n2"], b"first")
+        await n1.t.send_batch(["n2"], b"second")
+        await n2.t.until(lambda: n2.t.stats.turned_away >= 1, WAIT)
+        assert n2.received == []
+        n2.hold.set()
+        await n1.t.until(lambda: n1.t.owed() == 0, WAIT)
+        assert sorted(b.data for b in n2.received) == [b"first", b"second"]

@@ -26,6 +26,7 @@ is renamed into the store, then ``on_blob`` is told (state ``ready`` or ``failed
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import logging
@@ -118,6 +119,8 @@ class TransferSettings:
     backoff: Backoff = field(default_factory=lambda: Backoff(base=0.05, cap=2.0))
     remember_batches: int = 65536
     """Hashes of batches handed up that are remembered to drop duplicates."""
+    max_inflight_per_sender: int = 64
+    """Batches of one sender being handed up at once; more are turned away (resent later)."""
     remember_fetches: int = 1024
     """Finished fetches still listed with their outcome (``transfers()``)."""
 
@@ -195,6 +198,7 @@ class TransferStats:
     delivery_retries: int = 0
     batches_received: int = 0
     duplicates: int = 0
+    turned_away: int = 0
     refused_malformed: int = 0
     refused_hash: int = 0
     refused_signature: int = 0
@@ -282,6 +286,7 @@ class Transfer:
         self._facets: dict[str, RemoteRef] = {}
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._inflight: dict[bytes, asyncio.Event] = {}
+        self._busy_from: dict[str, int] = {}
         self._fetches: dict[bytes, _Fetch] = {}
         self._finished: OrderedDict[bytes, None] = OrderedDict()
         self._fetch_slots = asyncio.Semaphore(s.max_fetches)
@@ -482,35 +487,72 @@ class Transfer:
 
     async def _drive(self, link: _Link) -> None:
         """Deliver what ``link.node`` is owed, oldest first, until acknowledged."""
-        s = self.settings
         attempt = 0
         while True:
-            owed = self._outbox.owed_to(link.node)
-            if not owed:
+            if not self._outbox.owed_to(link.node):
                 link.wake.clear()
                 await link.wake.wait()
                 continue
             try:
                 facet = await self._facet(link.node)
-                sent = []
-                for h in list(itertools.islice(owed, s.window)):
-                    e = self._outbox.entries[h]
-                    sent.append(
-                        (e, facet.send(DELIVER, e.hash, e.data, e.signature, e.wire_blobs()))
-                    )
-                    self.stats.batches_sent += 1
-                for e, reply in sent:
-                    async with asyncio.timeout(s.call_timeout):
-                        answer = await reply
-                    self._settle(link.node, e, answer)
+                await self._pump(link, facet)
                 attempt = 0
             except _RETRYABLE as exc:
                 self.stats.delivery_retries += 1
                 self._forget_facet(link.node)
                 log.debug("%s: delivery to %s failed, retrying: %s", self.name, link.node, exc)
                 # A pause before retrying is the point here, not a stand-in for a condition.
-                await asyncio.sleep(s.backoff.delay(attempt, self._rng))
+                await asyncio.sleep(self.settings.backoff.delay(attempt, self._rng))
                 attempt += 1
+
+    async def _pump(self, link: _Link, facet: RemoteRef) -> None:
+        """A sliding window over one session: up to ``window`` deliveries in flight, a new
+        one sent as soon as one is answered; returns when nothing is owed, raises when a
+        delivery fails or no answer comes for ``call_timeout``."""
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        inflight: set[bytes] = set()
+        failed: list[BaseException] = []
+        progress_at = [loop.time()]
+
+        def answered(entry: OutboxEntry, ok: bool, value: Any) -> None:
+            inflight.discard(entry.hash)
+            progress_at[0] = loop.time()
+            link.wake.set()
+            try:
+                if not ok:
+                    raise TransferError(f"delivery to {link.node} failed: {value!r}")
+                self._settle(link.node, entry, value)
+            except TransferError as exc:
+                failed.append(exc)
+
+        while True:
+            if failed:
+                raise failed[0]
+            if not facet.peer.usable:
+                raise TransferError(f"the session with {link.node} ended")
+            owed = self._outbox.owed_to(link.node)
+            for h in list(itertools.islice(owed, s.window + len(inflight))):
+                if len(inflight) >= s.window:
+                    break
+                if h in inflight:
+                    continue
+                e = self._outbox.entries[h]
+                if not inflight:
+                    progress_at[0] = loop.time()
+                inflight.add(h)
+                self.stats.batches_sent += 1
+                facet.send(DELIVER, e.hash, e.data, e.signature, e.wire_blobs()).on_settle(
+                    functools.partial(answered, e)
+                )
+            if not inflight:
+                if not owed:
+                    return
+                continue
+            link.wake.clear()
+            # no answer at all for call_timeout (new batches arriving do not extend it)
+            async with asyncio.timeout_at(progress_at[0] + s.call_timeout):
+                await link.wake.wait()
 
     def _settle(self, node: str, entry: OutboxEntry, answer: Any) -> None:
         if answer == [OK]:
@@ -550,6 +592,7 @@ class Transfer:
             else:
                 s.refused_malformed += 1
             log.warning("%s: refused a batch from %s: %s", self.name, sender, exc.message)
+            self._notify()
             return [REFUSED, f"{exc.code}: {exc.message}"]
         if batch_hash in self._seen:
             s.duplicates += 1
@@ -561,6 +604,12 @@ class Transfer:
             if batch_hash in self._seen:
                 return [OK]
             raise TransferError("the batch could not be kept; send it again")
+        busy_from = self._busy_from.get(sender, 0)
+        if busy_from >= self.settings.max_inflight_per_sender:
+            s.turned_away += 1
+            self._notify()
+            raise TransferError(f"too many batches from {sender} in progress; send it later")
+        self._busy_from[sender] = busy_from + 1
         done = self._inflight[batch_hash] = asyncio.Event()
         try:
             fetches = [await self._want(sender, ref) for ref in refs]
@@ -572,6 +621,7 @@ class Transfer:
                 self._seen.popitem(last=False)
         finally:
             del self._inflight[batch_hash]
+            self._busy_from[sender] -= 1
             done.set()
         for f in fetches:
             if f is not None:
