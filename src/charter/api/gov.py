@@ -28,6 +28,7 @@ from charter.api.problems import Problem
 from charter.errors import CharterError
 from charter.governance import actions as acts
 from charter.governance import state
+from charter.governance.audit import GOV_TABLES
 from charter.governance.errors import GovernanceError
 from charter.governance.model import Proposal
 from charter.governance.requests import Ballot, Payload, Propose, SignedRequest, Withdraw
@@ -208,6 +209,15 @@ def gov_router(component: GovernanceComponent) -> APIRouter:
     async def get_nodes() -> dict[str, Any]:
         items = state.nodes(view(), component.genesis)
         return {"items": [n.to_json() for n in items]}
+
+    @router.get("/export", summary="Every governance table, for an independent audit")
+    async def export() -> dict[str, Any]:
+        engine = view()
+        tables = {
+            table: {k: base64.b64encode(v).decode("ascii") for k, v in engine.items(table)}
+            for table in GOV_TABLES
+        }
+        return {"tables": tables}
 
     @router.get("/users", summary="Members' application users and their roles")
     async def get_users() -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import httpx
 
 from charter.crypto.keys import Ed25519PrivateKey
+from charter.governance.audit import MemoryState
 from charter.governance.errors import GovernanceError
 from charter.governance.model import Action
 from charter.governance.requests import (
@@ -129,6 +130,18 @@ class GovClient:
     async def proposal(self, pid: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", f"/proposals/{pid}")
         return result
+
+    async def export(self) -> MemoryState:
+        """The node's governance tables, to audit them here."""
+        doc = await self._call("GET", "/export")
+        try:
+            tables = {
+                str(t): {str(k): base64.b64decode(v, validate=True) for k, v in rows.items()}
+                for t, rows in doc["tables"].items()
+            }
+        except (KeyError, AttributeError, ValueError, TypeError):
+            raise GovClientError("the node's export is malformed", code="gov.audit") from None
+        return MemoryState(tables)
 
     async def members(self) -> list[dict[str, Any]]:
         return list((await self._call("GET", "/members"))["items"])

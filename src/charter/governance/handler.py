@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from charter.codec.syrup import Record, Symbol, SyrupError, decode, encode
 from charter.errors import CharterError
@@ -53,12 +53,48 @@ from charter.ledger.engine.nodes import NodeStatus
 from charter.ledger.engine.tx import Write
 
 BOOTSTRAP = Symbol("charter-gov-bootstrap")
+LOGGED = Symbol("charter-gov-logged")
 MAX_NONCES_PER_SENDER = 4096
 TABLE_PREFIXES = (state.PREFIX, "charter.nodes")
 
 
 def bootstrap_body(genesis: Genesis) -> bytes:
     return encode(Record(BOOTSTRAP, genesis.encode()))
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedCommand:
+    """A governance command as it applied: where, submitted by whom, its exact bytes."""
+
+    seqno: int
+    tx_id: str
+    batch_seq: int
+    submitter: str
+    member: str
+    body: bytes
+
+    @property
+    def key(self) -> str:
+        return f"{self.seqno:012d}"
+
+    def encode(self) -> bytes:
+        return encode(
+            Record(LOGGED, self.tx_id, self.batch_seq, self.submitter, self.member, self.body)
+        )
+
+    @classmethod
+    def decode(cls, key: str, data: bytes) -> LoggedCommand:
+        f = r.decode_record(data, LOGGED, 5, f"logged command {key}")
+        if not (key.isascii() and key.isdigit()):
+            raise RequestFormatError(f"logged command key {key!r} is not a seqno")
+        return cls(
+            int(key),
+            r.text(f[0], "logged tx id", limit=64),
+            r.integer(f[1], "logged batch seq"),
+            r.text(f[2], "logged submitter", limit=256),
+            r.text(f[3], "logged member", limit=256),
+            r.octets(f[4], "logged body", limit=1 << 20),
+        )
 
 
 class GovernanceHandler:
@@ -91,6 +127,8 @@ class GovernanceHandler:
             raise CommandRefused("gov.format", exc.message) from None
         except acts.ActionFailed as exc:
             raise CommandRefused(exc.rule, exc.message) from None
+        logged = LoggedCommand(ctx.seqno, ctx.tx_id, ctx.batch_seq, ctx.submitter, ctx.member, body)
+        draft.put(state.LOG_TABLE, logged.key, logged.encode())
         return draft.writes()
 
     # -- bootstrap ----------------------------------------------------------------------
@@ -280,4 +318,4 @@ def _replace(p: Proposal, **changes: object) -> Proposal:
     return replace(p, **changes)  # type: ignore[arg-type]
 
 
-__all__ = ["BOOTSTRAP", "GovernanceHandler", "bootstrap_body"]
+__all__ = ["BOOTSTRAP", "GovernanceHandler", "LoggedCommand", "bootstrap_body"]

@@ -11,6 +11,8 @@ Tables (all written only by the governance handler; values are the records of
 - ``charter.gov.proposals``: proposal id (the proposing transaction's id) -> ``Proposal``;
 - ``charter.gov.nonces``: member (or ``node:NAME`` for join requests) -> seen nonces;
 - ``charter.gov.intents``: ``leadership`` / ``snapshot`` -> the latest ``Intent``;
+- ``charter.gov.log``: the log seqno (12 digits) -> every governance command that
+  applied, with its signed bytes (``audit`` replays them);
 - ``charter.gov.meta``: ``network`` (network id), ``genesis`` (SHA-256 of the genesis
   record), ``clock`` (ledger time in ms).
 
@@ -47,6 +49,7 @@ PROPOSALS_TABLE = "charter.gov.proposals"
 NONCES_TABLE = "charter.gov.nonces"
 INTENTS_TABLE = "charter.gov.intents"
 META_TABLE = "charter.gov.meta"
+LOG_TABLE = "charter.gov.log"
 CURRENT = "current"
 CLOCK = "clock"
 NETWORK = "network"
@@ -162,6 +165,7 @@ def network_id(view: StateView) -> bytes | None:
 __all__ = [
     "CONSTITUTION_TABLE",
     "INTENTS_TABLE",
+    "LOG_TABLE",
     "MEMBERS_TABLE",
     "META_TABLE",
     "NODES_TABLE",
