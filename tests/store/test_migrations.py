@@ -48,3 +48,26 @@ async def test_reopen_is_a_no_op(store_url: str | None, tmp_path: Path) -> None:
         assert await current_revision(again) == head_revision()
     finally:
         await again.close()
+
+
+def test_the_alembic_command_path_builds_the_same_schema(
+    store_url: str | None, tmp_path: Path
+) -> None:
+    """``alembic upgrade head`` driven by a URL (what an operator would run) matches the models."""
+    from alembic import command
+
+    from charter.store.migrate import alembic_config
+
+    url = store_url or f"sqlite:///{tmp_path / 'cli.db'}"
+    command.upgrade(alembic_config(url=url), "head")
+
+    async def check() -> None:
+        store = await open_store(url, None, migrate=False)
+        try:
+            assert await current_revision(store) == head_revision()
+            async with store.engine.connect() as conn:
+                assert await conn.run_sync(_diff) == []
+        finally:
+            await store.close()
+
+    asyncio.run(check())

@@ -61,11 +61,9 @@ class AckWindow:
         self._advance_scan(offset)
         self._inflight[event_id] = InFlight(offset, event_id, payload, now + self.ack_timeout)
 
-    def ack(self, event_id: str) -> int | None:
-        """Forget an acknowledged event; answers the new storable offset if it moved."""
-        if self._inflight.pop(event_id, None) is None:
-            return None
-        return self._moved()
+    def ack(self, event_id: str) -> bool:
+        """Forget an acknowledged event; False if it was not in flight (a duplicate ack)."""
+        return self._inflight.pop(event_id, None) is not None
 
     def due(self, now: float) -> list[InFlight]:
         """Events whose ack is overdue, oldest first; their deadlines restart."""
@@ -82,9 +80,6 @@ class AckWindow:
 
     def take_offset(self) -> int | None:
         """The storable offset if it moved since last taken (filtered-out events move it too)."""
-        return self._moved()
-
-    def _moved(self) -> int | None:
         offset = self.offset
         if offset > self._stored:
             self._stored = offset
