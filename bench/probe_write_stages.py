@@ -20,7 +20,9 @@ at a follower. Every stage of each write is timed from its submission:
 
 Each stage is reported as p50/p99 of the time since submission, split by where the write
 was submitted (leader or follower). Instrumentation wraps methods on the instances only.
-Prints one JSON object. Usage: ``probe_write_stages.py [--durable] [CLIENTS] [WRITES]``.
+A tick length far from the stack's (``--tick-ms 500``) shows whether any stage waits for a
+tick. Prints one JSON object.
+Usage: ``probe_write_stages.py [--durable] [--tick-ms MS] [CLIENTS] [WRITES]``.
 """
 
 from __future__ import annotations
@@ -260,10 +262,10 @@ def _summary(values: list[float]) -> list[float]:
     ]
 
 
-async def main(clients: int, writes: int, durable: bool) -> dict[str, object]:
+async def main(clients: int, writes: int, durable: bool, tick_ms: int = 50) -> dict[str, object]:
     settings = LedgerSettings(
         signature_policy=SignaturePolicy(every_tx=1000, every_ms=1000),
-        tick_interval=0.05,
+        tick_interval=tick_ms / 1000,
         election_ticks=10,
         heartbeat_ticks=1,
     )
@@ -301,6 +303,7 @@ async def main(clients: int, writes: int, durable: bool) -> dict[str, object]:
             sigs = len(trace.signatures)
     result: dict[str, object] = {
         "storage": "durable" if durable else "memory",
+        "tick_ms": tick_ms,
         "clients": clients,
         "writes": len(done),
         "writes_per_s": round(len(done) / wall, 1),
@@ -314,6 +317,11 @@ async def main(clients: int, writes: int, durable: bool) -> dict[str, object]:
 if __name__ == "__main__":
     argv = sys.argv[1:]
     durable_flag = "--durable" in argv
+    tick = 50
+    if "--tick-ms" in argv:
+        i = argv.index("--tick-ms")
+        tick = int(argv[i + 1])
+        del argv[i : i + 2]
     nums = [int(a) for a in argv if not a.startswith("--")]
     n_clients, n_writes = (nums + [4, 50][len(nums) :])[:2]
-    print(json.dumps(asyncio.run(main(n_clients, n_writes, durable_flag)), indent=1))
+    print(json.dumps(asyncio.run(main(n_clients, n_writes, durable_flag, tick))))

@@ -437,3 +437,155 @@ def test_local_cluster_runs_on_a_storage_factory(tmp_path: Path) -> None:
     reopened = DurableRaftStorage(tmp_path / "n2")
     assert reopened.last_index() >= 6
     reopened.close()
+
+
+class EntryGatedStorage(GatedStorage):
+    """Holds only the persists that write entries (the gate is for the leader's append)."""
+
+    __slots__ = ()
+
+    def persist(self, rd: Ready) -> None:
+        if rd.entries:
+            super().persist(rd)
+        else:
+            MemoryStorage.persist(self, rd)
+
+
+def entry_gated(nid: int, conf: ConfState) -> RaftStorage:
+    return EntryGatedStorage.bootstrap(conf)
+
+
+async def test_a_leader_sends_its_appends_while_its_own_persist_is_in_flight() -> None:
+    c = Cluster([1, 2, 3], entry_gated)
+    async with asyncio.TaskGroup() as tg:
+        for nid in (1, 2, 3):
+            c.start(tg, nid)
+        lead = await c.wait_leader()
+        async with asyncio.timeout(WAIT):
+            await lead.propose(b"before")
+        storage = c.storages[lead.node_id]
+        assert isinstance(storage, EntryGatedStorage)
+        storage.entered.clear()
+        storage.gate.clear()
+        pending = tg.create_task(lead.propose(b"in parallel"))
+        async with asyncio.timeout(WAIT):
+            await asyncio.to_thread(storage.entered.wait, WAIT)
+        last = lead.node.last_index
+        assert lead.node.progress(lead.node_id).match < last  # type: ignore[union-attr]
+        followers = [d for d in c.drivers.values() if d is not lead]
+        # the followers hold the entry (durably: their gates are open) while the leader's
+        # own write of it is still held in its worker thread
+        async with asyncio.timeout(WAIT):
+            await c.net.wait_for(lambda: all(d.node.last_index >= last for d in followers))
+        assert storage.busy and not pending.done()
+        storage.gate.set()
+        async with asyncio.timeout(WAIT):
+            assert await pending == last
+        want = [b"before", b"in parallel"]
+        async with asyncio.timeout(WAIT):
+            await c.net.wait_for(lambda: all(a.data == want for a in c.apps.values()))
+        for nid in list(c.drivers):
+            await c.stop(nid)
+
+
+class ThreadRecordingStorage(MemoryStorage):
+    """A blocking storage that says which Readies touch the disk (new entries, a new term
+    or vote) and records which thread persisted each Ready."""
+
+    __slots__ = ("jobs", "persists", "written_hs")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.persists: list[tuple[bool, int]] = []
+        self.jobs: list[int] = []
+        self.written_hs = (0, 0)
+
+    def needs_io(self, rd: Ready) -> bool:
+        hs = rd.hard_state
+        return bool(
+            rd.entries or rd.snapshot or (hs is not None and (hs.term, hs.vote) != self.written_hs)
+        )
+
+    def persist(self, rd: Ready) -> None:
+        self.persists.append((self.needs_io(rd), threading.get_ident()))
+        if rd.hard_state is not None:
+            self.written_hs = (rd.hard_state.term, rd.hard_state.vote)
+        super().persist(rd)
+
+
+def recording(nid: int, conf: ConfState) -> RaftStorage:
+    return ThreadRecordingStorage.bootstrap(conf)
+
+
+async def test_only_readies_that_write_to_the_disk_go_to_the_worker_thread() -> None:
+    c = Cluster([1, 2, 3], recording)
+    loop_thread = threading.get_ident()
+    async with asyncio.TaskGroup() as tg:
+        for nid in (1, 2, 3):
+            c.start(tg, nid)
+        lead = await c.wait_leader()
+        async with asyncio.timeout(WAIT):
+            for i in range(5):
+                await lead.propose(b"x%d" % i)
+            await c.net.wait_for(lambda: all(len(a.data) == 5 for a in c.apps.values()))
+        for nid in list(c.drivers):
+            await c.stop(nid)
+    for storage in c.storages.values():
+        assert isinstance(storage, ThreadRecordingStorage)
+        io = {thread != loop_thread for needs, thread in storage.persists if needs}
+        quick = {thread == loop_thread for needs, thread in storage.persists if not needs}
+        # commit-index moves and heartbeats happen on every node; entries too
+        assert io == {True} and quick == {True}
+
+
+async def test_storage_jobs_run_off_the_loop_between_readies() -> None:
+    c = Cluster([1, 2, 3], gated)
+    loop_thread = threading.get_ident()
+    async with asyncio.TaskGroup() as tg:
+        for nid in (1, 2, 3):
+            c.start(tg, nid)
+        lead = await c.wait_leader()
+        async with asyncio.timeout(WAIT):
+            index = await lead.propose(b"x")
+        storage = c.storages[lead.node_id]
+        assert isinstance(storage, GatedStorage)
+        ran: list[tuple[int, bool]] = []
+        outcomes: asyncio.Queue[tuple[object, Exception | None, int]] = asyncio.Queue()
+
+        def snapshot() -> int:
+            ran.append((threading.get_ident(), storage.busy))
+            storage.create_snapshot(index, lead.node.conf_state, b"state")
+            return index
+
+        def stale() -> None:
+            storage.create_snapshot(index, lead.node.conf_state, b"again")
+
+        def done(result: object, exc: Exception | None) -> None:
+            outcomes.put_nowait((result, exc, threading.get_ident()))
+
+        # a persist in flight: the job waits for it, then runs in the worker thread
+        storage.entered.clear()
+        storage.gate.clear()
+        pending = tg.create_task(lead.propose(b"y"))
+        async with asyncio.timeout(WAIT):
+            await asyncio.to_thread(storage.entered.wait, WAIT)
+        lead.storage_job(snapshot, done)
+        lead.storage_job(stale, done)
+        assert ran == [] and outcomes.empty()
+        storage.gate.set()
+        async with asyncio.timeout(WAIT):
+            first = await outcomes.get()
+            second = await outcomes.get()
+            await pending
+        assert ran == [(ran[0][0], False)] and ran[0][0] != loop_thread
+        assert first == (index, None, loop_thread)
+        assert second[0] is None and isinstance(second[1], ConsensusError)
+        assert storage.snapshot_index() == index
+        for nid in list(c.drivers):
+            await c.stop(nid)
+
+    # on a memory storage the job and its callback run at once
+    mem = Cluster([1])
+    got: list[tuple[object, Exception | None]] = []
+    mem.drivers[1].storage_job(lambda: 7, lambda r, e: got.append((r, e)))
+    assert got == [(7, None)]

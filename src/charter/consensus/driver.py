@@ -38,6 +38,9 @@ ApplyFn = Callable[[Entry], None]
 RestoreFn = Callable[[Snapshot], None]
 """Called when a snapshot replaces the application's state."""
 
+StorageJobDone = Callable[[Any, Exception | None], None]
+"""Told the result of a storage job, or the exception it raised (then the result is None)."""
+
 _T = TypeVar("_T")
 
 
@@ -138,6 +141,7 @@ class RaftDriver:
         self._needs_io: Callable[[Ready], bool] = needs_io if callable(needs_io) else _always_io
         self._persisting = False
         self._held: deque[Callable[[], None]] = deque()
+        self._jobs: deque[tuple[Callable[[], Any], StorageJobDone]] = deque()
         self._calls: set[asyncio.Future[Any]] = set()
         self.applied_index = storage.snapshot_index()
         if restore is not None and self.applied_index > 0:
@@ -241,6 +245,15 @@ class RaftDriver:
             held = self._held
             while held:
                 held.popleft()()
+            if self._jobs:
+                job, done = self._jobs.popleft()
+                try:
+                    result = await self._off_loop(job)
+                except Exception as exc:  # the caller's to handle, like persist's own errors
+                    done(None, exc)
+                else:
+                    done(result, None)
+                continue
             if not node.has_ready():
                 return
             rd = node.ready()
@@ -280,13 +293,17 @@ class RaftDriver:
         return sent
 
     async def _persist_off_loop(self, rd: Ready) -> None:
-        """``persist`` in a worker thread; a cancelled driver still waits for it to finish,
-        so the storage is never closed (or reused) under a write in flight."""
+        await self._off_loop(functools.partial(self.storage.persist, rd))
+
+    async def _off_loop(self, call: Callable[[], _T]) -> _T:
+        """``call`` (blocking storage work) in a worker thread; a cancelled driver still
+        waits for it to finish, so the storage is never closed (or reused) under a write
+        in flight."""
         self._persisting = True
         try:
-            job = asyncio.ensure_future(asyncio.to_thread(self.storage.persist, rd))
+            job = asyncio.ensure_future(asyncio.to_thread(call))
             try:
-                await asyncio.shield(job)
+                return await asyncio.shield(job)
             except asyncio.CancelledError:
                 while not job.done():
                     try:
@@ -371,6 +388,7 @@ class RaftDriver:
         self._reads.clear()
         self._calls.clear()
         self._held.clear()
+        self._jobs.clear()  # not started: the storage is as it was
 
     # --- client calls -------------------------------------------------------------------------
 
@@ -406,6 +424,27 @@ class RaftDriver:
         self._check_running()
         node = self.node
         return await self._await_index(lambda: node.propose_conf_change(cc))
+
+    def storage_job(self, job: Callable[[], Any], done: StorageJobDone) -> None:
+        """Run ``job``, a write to the storage besides the Ready loop's (the application's
+        ``create_snapshot`` and ``compact``), where the storage's writes run.
+
+        On a blocking storage it runs in the worker thread before the next Ready, with
+        the core and the storage left alone meanwhile like during a persist; ``done`` is
+        called on the event loop afterwards. On a memory storage both run now. A job must
+        not assume the core is where it was when it was queued: it takes what it needs
+        as arguments and lets the storage refuse what became stale.
+        """
+        if not self._blocking:
+            try:
+                result = job()
+            except Exception as exc:
+                done(None, exc)
+            else:
+                done(result, None)
+            return
+        self._jobs.append((job, done))
+        self._wake.set()
 
     def transfer_leadership(self, to: int) -> None:
         """Start a leadership transfer; while a persist is in flight it starts right after

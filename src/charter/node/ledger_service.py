@@ -419,18 +419,31 @@ class LedgerService:
         self.engine.apply([Entry(term, i) for i in range(first, index + 1)])
 
     def _take_snapshot(self, index: int) -> None:
+        """The engine's state as of ``index`` becomes the Raft snapshot; writing it (and
+        compacting the log) is a storage job, off the event loop on a disk storage."""
         engine = self.engine
-        storage = self.member.driver.storage
+        driver = self.member.driver
+        storage = driver.storage
         data = engine.snapshot()
-        try:
-            storage.create_snapshot(index, self.member.driver.node.conf_state, data)
-            storage.compact(max(0, index - self.settings.compact_margin))
-        except ConsensusError as exc:
-            log.warning("node %d: snapshot at %d not taken: %s", self.node_id, index, exc)
-            return
+        # taken now: the evidence must describe the engine as of this apply
         evidence = engine.snapshot_evidence(data)
-        if self._is_leader() and self._tg is not None:
-            self._tg.create_task(self._propose_quietly(evidence, "snapshot evidence"))
+        conf = driver.node.conf_state
+        keep_from = max(0, index - self.settings.compact_margin)
+
+        def write() -> None:
+            storage.create_snapshot(index, conf, data)
+            storage.compact(keep_from)
+
+        def done(_: object, exc: Exception | None) -> None:
+            if exc is not None:
+                if not isinstance(exc, ConsensusError):
+                    raise exc  # an I/O error: the storage refuses writes from now on
+                log.warning("node %d: snapshot at %d not taken: %s", self.node_id, index, exc)
+                return
+            if self._is_leader() and self._tg is not None:
+                self._tg.create_task(self._propose_quietly(evidence, "snapshot evidence"))
+
+        driver.storage_job(write, done)
 
     async def _propose_quietly(self, entry: bytes, what: str) -> None:
         try:
@@ -677,28 +690,39 @@ class LedgerService:
             last += elapsed_ms / 1000  # the fraction of a millisecond counts next time
             engine = self.engine
             due = engine.signature_due(elapsed_ms)
-            if self._is_leader() and not engine.halted:
-                if group:
-                    want = retry or engine.schedule.unsigned > 0
-                else:
-                    # a signature whose proposal was lost leaves leaves unsigned: sign again
-                    stale = engine.signed_upto < engine.last_seqno and (
-                        now - last_attempt
-                    ) * 1000 >= (2 * every_ms)
-                    want = due or stale
-                if want:
-                    last_attempt = now
-                    before = engine.signed_upto
-                    await self._sign_once()
-                    retry = self.engine.signed_upto <= before
-                    if group and not retry:
-                        continue  # whatever was applied while it travelled is next
+            if not self._can_sign():
+                # Only a leader signs: sleep until this node leads (each Raft state change
+                # re-checks), instead of polling on every node.
+                self._signature_wake.clear()
+                await self.member.transport.wait_for(self._can_sign)
+                continue
+            if group:
+                want = retry or engine.schedule.unsigned > 0
+            else:
+                # a signature whose proposal was lost leaves leaves unsigned: sign again
+                stale = engine.signed_upto < engine.last_seqno and (now - last_attempt) * 1000 >= (
+                    2 * every_ms
+                )
+                want = due or stale
+            if want:
+                last_attempt = now
+                before = engine.signed_upto
+                await self._sign_once()
+                retry = self.engine.signed_upto <= before
+                if group and not retry:
+                    continue  # whatever was applied while it travelled is next
+            # With group commit an apply wakes the signer whenever there is something to
+            # sign; only a retry needs the short period. Without it the schedule is polled.
+            wait = period if retry or not group else every_ms / 1000
             try:
-                async with asyncio.timeout(period):
+                async with asyncio.timeout(wait):
                     await self._signature_wake.wait()
             except TimeoutError:
                 pass
             self._signature_wake.clear()
+
+    def _can_sign(self) -> bool:
+        return self._is_leader() and not self.engine.halted
 
     async def _sign_once(self) -> None:
         driver = self.member.driver

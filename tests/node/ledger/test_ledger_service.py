@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from charter.consensus.storage import MemoryStorage
+from charter.consensus.storage import MemoryStorage, RaftStorage
+from charter.consensus.types import ConfState, Snapshot
 from charter.ledger.engine import (
     Transaction,
     TxStatus,
@@ -17,11 +21,12 @@ from charter.ledger.engine import (
     signature_entry,
 )
 from charter.ledger.errors import LedgerError
+from charter.ledger.raft_storage import DurableRaftStorage
 from charter.ledger.signatures import SignaturePolicy, sign_signed_root
 from charter.ledger.snapshots import SnapshotPolicy
 from charter.ledger.trust import NodeCert
 from charter.ledger.verify import verify_receipt
-from charter.node.ledger_local import LocalLedgerNetwork, Netlayers
+from charter.node.ledger_local import LocalLedgerNetwork, LocalMember, Netlayers
 from charter.node.ledger_service import (
     LedgerHalted,
     LedgerNetwork,
@@ -373,3 +378,62 @@ async def test_committed_writes_do_not_wait_for_the_signature_interval() -> None
                 t = await net.service(nid).submit([("t", f"k{nid}-{i}", b"v")], wait="committed")
                 assert t.status is TxStatus.COMMITTED
         assert net.service(leader).signatures_proposed >= 6
+
+
+class _ThreadedDurable(DurableRaftStorage):
+    """Durable storage that records which threads wrote its snapshots and compactions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.snapshot_threads: list[int] = []
+
+    def create_snapshot(self, index: int, conf: ConfState, data: bytes) -> Snapshot:
+        self.snapshot_threads.append(threading.get_ident())
+        return super().create_snapshot(index, conf, data)
+
+    def compact(self, index: int) -> None:
+        self.snapshot_threads.append(threading.get_ident())
+        super().compact(index)
+
+
+class _DurableNetwork(LocalLedgerNetwork):
+    def __init__(self, root: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._root = root
+
+    def _service(self, m: LocalMember, storage: RaftStorage) -> LedgerService:
+        if type(storage) is MemoryStorage:
+            conf = ConfState(frozenset(self.ids))
+            storage = _ThreadedDurable(self._root / m.name, bootstrap=conf)
+        return super()._service(m, storage)
+
+
+async def test_snapshots_on_disk_are_written_off_the_event_loop(tmp_path: Path) -> None:
+    settings = LedgerSettings(
+        signature_policy=SignaturePolicy(every_tx=10, every_ms=50),
+        snapshot_policy=SnapshotPolicy(every_tx=20),
+        compact_margin=5,
+        backoff=Backoff(base=0.01, cap=0.2),
+    )
+    loop_thread = threading.get_ident()
+    async with _DurableNetwork(tmp_path, netlayers="memory", settings=settings) as net:
+        leader = await net.elect()
+        svc = net.service(leader)
+        async with asyncio.timeout(WAIT):
+            for i in range(4):
+                await asyncio.gather(*(svc.submit([("t", f"k{i}-{j}", b"v")]) for j in range(10)))
+            await svc.submit([("t", "late", b"2")], wait="committed")
+        await net.until(lambda: svc.engine.get_committed("charter.snapshots", "latest") is not None)
+        for nid in net.ids:
+            storage = net.service(nid).driver.storage
+            assert isinstance(storage, _ThreadedDurable)
+            await net.until(lambda s=storage: s.snapshot_index() > 1)
+            assert storage.snapshot_threads and loop_thread not in storage.snapshot_threads
+        assert svc.driver.storage.first_index() > 2  # compacted
+        async with asyncio.timeout(WAIT):
+            ticket = await svc.submit([("t", "after", b"3")], wait="committed")
+        assert ticket.status is TxStatus.COMMITTED
+        storages = [net.service(nid).driver.storage for nid in net.ids]
+    for storage in storages:
+        assert isinstance(storage, DurableRaftStorage)
+        storage.close()
