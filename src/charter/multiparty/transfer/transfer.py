@@ -353,8 +353,9 @@ class Transfer:
                 f.task = None
 
     async def close(self) -> None:
-        """Nothing stays open between runs; kept for the component life cycle."""
+        """Write the outbox's last acknowledgements and close it (after ``run`` ended)."""
         self.runtime.unregister(self._swiss)
+        await self._outbox.close()
 
     def routers(self, records: BlobRecords | None = None) -> list[APIRouter]:
         """The blob endpoints (``charter.api.blobs``) over this node's store."""
