@@ -1,0 +1,286 @@
+"""Token transfers committed per second on a 3-member loopback stack of node processes.
+
+``charter stack init/up`` starts three real node processes (Raft over OCapN/TLS,
+each with the tokens component). Every member creates nothing but mints to its own
+account, then each node is driven by ``--concurrency`` requests in flight to
+``POST /api/v1/tokens/transfers/batch?wait=committed``, each carrying ``--batch``
+transfers from the member's account to its users' accounts (every transfer is its own
+command and transaction, decided by every node's tokens handler). Only a member's own
+node may move its tokens, so each node submits its own member's transfers.
+
+After a warm-up, the measured window counts transfers answered ``Committed``; latency
+is per request (submit -> every transfer in it committed), p50/p99. At the end every
+node must report the same balances and total supply = minted (conservation).
+
+Prints one JSON object on stdout; progress goes to stderr.
+Run: ``python bench/bench_tokens.py [--seconds 15] [--batch 200] [--concurrency 4]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from charter.cli.demo_net import free_base_port
+from charter.cli.stack import open_stack  # reads CHARTER_HOME when called
+from charter.node.supervisor import kill_group
+
+STACK = "tokbench"
+READY_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_S = 60.0
+POOL = "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(f"[bench-tokens] {message}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+def charter_cli(args: Sequence[str], home: Path, timeout: float) -> None:
+    command = [sys.executable, "-c", "from charter.cli.main import main; main()", *args]
+    env = dict(os.environ, CHARTER_HOME=str(home))
+    done = subprocess.run(
+        command,
+        env=env,
+        stdout=sys.stderr,
+        stderr=sys.stderr,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"charter {' '.join(args)} failed (status {done.returncode})")
+
+
+def cpu_ms(pids: Sequence[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total * 1000.0 / CLK_TCK
+
+
+@contextlib.contextmanager
+def stack(work: Path) -> Iterator[tuple[list[tuple[str, str]], list[int]]]:
+    """[(member, api_url)] and the node pids of a running 3-member stack."""
+    home = work / "charter-home"
+    base = free_base_port(3)
+    log(f"stack init (3 members, base port {base})")
+    charter_cli(["stack", "init", STACK, "--members", "3", "--base-port", str(base)], home, 60)
+    os.environ["CHARTER_HOME"] = str(home)
+    _, nodes = open_stack(STACK)
+    try:
+        log("stack up")
+        charter_cli(["stack", "up", STACK, "--timeout", str(READY_TIMEOUT_S)], home, 90)
+        pids = [p for n in nodes if (p := n.pid()) is not None]
+        if len(pids) != len(nodes):
+            raise BenchError("a node wrote no pid file")
+        yield [(n.entry.member, n.entry.api_url) for n in nodes], pids
+    finally:
+        log("stack down")
+        left = [p for n in nodes if (p := n.pid()) is not None]
+        with contextlib.suppress(Exception):
+            charter_cli(["stack", "down", STACK, "--timeout", "5"], home, 30)
+        for pid in left:
+            kill_group(pid)
+
+
+async def committed(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> None:
+    r = await client.post(url, json=body, params={"wait": "committed"}, timeout=REQUEST_TIMEOUT_S)
+    if r.status_code != 200 or r.json().get("status") != "Committed":
+        raise BenchError(f"POST {url}: {r.status_code} {r.text[:300]}")
+
+
+async def setup(client: httpx.AsyncClient, nodes: list[tuple[str, str]], supply: int) -> None:
+    first = nodes[0][1]
+    pool = {"name": POOL, "type": "fungible", "decimals": 2, "mint_policy": "any"}
+    await committed(client, f"{first}/api/v1/tokens/pools", pool)
+    for member, url in nodes:
+        mint = {"pool": POOL, "to": member, "amount": str(supply)}
+        await committed(client, f"{url}/api/v1/tokens/mint", mint)
+
+
+class Load:
+    def __init__(self) -> None:
+        self.measuring = False
+        self.stop = False
+        self.committed = 0
+        self.invalid = 0
+        self.errors = 0
+        self.latencies: list[float] = []
+
+
+async def driver(
+    client: httpx.AsyncClient, member: str, url: str, worker: int, batch: int, load: Load
+) -> None:
+    n = 0
+    endpoint = f"{url}/api/v1/tokens/transfers/batch"
+    while not load.stop:
+        transfers = [
+            {
+                "pool": POOL,
+                "from": member,
+                "to": f"{member}/u{worker}-{(n + i) % 997}",
+                "amount": "1",
+            }
+            for i in range(batch)
+        ]
+        n += batch
+        started = time.perf_counter()
+        try:
+            r = await client.post(
+                endpoint,
+                json={"transfers": transfers},
+                params={"wait": "committed"},
+                timeout=REQUEST_TIMEOUT_S,
+            )
+        except httpx.HTTPError:
+            load.errors += 1
+            continue
+        took = time.perf_counter() - started
+        if r.status_code != 200:
+            load.errors += 1
+            continue
+        results = r.json()["results"]
+        if load.measuring:
+            ok = sum(1 for x in results if x["status"] == "Committed")
+            load.committed += ok
+            load.invalid += len(results) - ok
+            load.latencies.append(took)
+
+
+async def caught_up(client: httpx.AsyncClient, urls: list[str], within: float = 15.0) -> None:
+    """Every node has applied the same number of leaves (load has stopped)."""
+    async with asyncio.timeout(within):
+        while True:
+            seqnos = {(await client.get(f"{u}/api/v1/status")).json()["last_seqno"] for u in urls}
+            if len(seqnos) == 1:
+                return
+            await asyncio.sleep(0.1)
+
+
+async def all_balances(client: httpx.AsyncClient, url: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    page = 10000
+    while True:
+        params = {"pool": POOL, "limit": page, "after": len(out)}
+        rows = (await client.get(f"{url}/api/v1/tokens/balances", params=params)).json()
+        out.update((r["account"], int(r["balance"])) for r in rows)
+        if len(rows) < page:
+            return out
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def run(
+    nodes: list[tuple[str, str]], pids: list[int], args: argparse.Namespace
+) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits) as client:
+        supply = 10**30
+        await setup(client, nodes, supply)
+        load = Load()
+        tasks = [
+            asyncio.create_task(driver(client, member, url, w, args.batch, load))
+            for member, url in nodes
+            for w in range(args.concurrency)
+        ]
+        log(f"warm-up {args.warmup:g} s")
+        await asyncio.sleep(args.warmup)
+        load.measuring = True
+        cpu_before = cpu_ms(pids)
+        started = time.perf_counter()
+        log(f"measuring {args.seconds:g} s")
+        await asyncio.sleep(args.seconds)
+        load.measuring = False
+        elapsed = time.perf_counter() - started
+        cpu_used = cpu_ms(pids) - cpu_before
+        load.stop = True
+        async with asyncio.timeout(REQUEST_TIMEOUT_S + 5):
+            await asyncio.gather(*tasks)
+        # conservation and agreement: every node, same balances, total = minted
+        await caught_up(client, [url for _, url in nodes])
+        views = [await all_balances(client, url) for _, url in nodes]
+        agree = all(v == views[0] for v in views)
+        conserved = sum(views[0].values()) == supply * len(nodes)
+    rate = load.committed / elapsed
+    return {
+        "benchmark": "tokens",
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "system": platform.platform(),
+        },
+        "stack": {"members": len(nodes), "transport": "OCapN over TLS 1.3, loopback"},
+        "load": {
+            "endpoint": "POST /api/v1/tokens/transfers/batch?wait=committed",
+            "transfers_per_request": args.batch,
+            "requests_in_flight_per_node": args.concurrency,
+            "warmup_s": args.warmup,
+            "seconds": round(elapsed, 2),
+        },
+        "transfers_committed": load.committed,
+        "transfers_invalid": load.invalid,
+        "request_errors": load.errors,
+        "transfers_per_s": round(rate, 1),
+        "request_latency_ms": {
+            "p50": round(1000 * (percentile(load.latencies, 50) or 0), 1),
+            "p99": round(1000 * (percentile(load.latencies, 99) or 0), 1),
+            "requests": len(load.latencies),
+        },
+        "cpu_ms_per_transfer": round(cpu_used / load.committed, 3) if load.committed else None,
+        "nodes_agree": agree,
+        "supply_conserved": conserved,
+        "target_transfers_per_s": 5000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    if (
+        not 1 <= args.seconds <= 300
+        or not 1 <= args.batch <= 5000
+        or not 1 <= args.concurrency <= 32
+    ):
+        parser.error("--seconds 1..300, --batch 1..5000, --concurrency 1..32")
+    with (
+        tempfile.TemporaryDirectory(prefix="charter-bench-tokens-") as tmp,
+        stack(Path(tmp)) as (nodes, pids),
+    ):
+        result = asyncio.run(run(nodes, pids, args))
+    print(json.dumps(result, indent=2))
+    if not (result["nodes_agree"] and result["supply_conserved"]):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
