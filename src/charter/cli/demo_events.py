@@ -109,11 +109,11 @@ async def stream_events(
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
         for node, task in tasks.items():
             out[node] = events = task.result()
-            last = events[-1]["offset"] if events else 0
+            last = int(events[-1]["offset"]) if events else 0
             async with asyncio.timeout(within):
                 while True:
                     r = await http.get(f"{base_urls[node]}/api/v1/subscriptions/{name}")
-                    if r.status_code == 200 and r.json()["offset"] >= last:
+                    if r.status_code == 200 and int(r.json()["offset"]) >= last:
                         break
                     await asyncio.sleep(0.05)  # the stored offset follows the acks
             console.print(f"ok {escape(node)}: {len(events)} events acknowledged, offset {last}")

@@ -181,8 +181,6 @@ async def open_store(
             kwargs["poolclass"] = StaticPool
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-    else:
-        kwargs["pool_pre_ping"] = True
     engine = create_async_engine(target, **kwargs)
     if target.get_backend_name() == "sqlite":
         _sqlite_setup(engine, busy_timeout_ms)

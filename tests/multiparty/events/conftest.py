@@ -74,7 +74,7 @@ class Node:
         """Until the subscription's stored offset reaches ``offset`` (bounded)."""
 
         async def reached() -> bool:
-            return bool((await self.subscription(name))["offset"] >= offset)
+            return int((await self.subscription(name))["offset"]) >= offset
 
         await eventually(reached)
 

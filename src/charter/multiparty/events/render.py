@@ -23,9 +23,10 @@ def iso_us(us: int | None) -> str | None:
 
 
 def event_json(event: EventRow) -> dict[str, Any]:
+    """An event; its offset is a decimal string like every big number in the API."""
     return {
         "id": event.id,
-        "offset": event.seq,
+        "offset": str(event.seq),
         "type": event.type,
         "reference": event.reference,
         "correlator": event.correlator,
@@ -38,38 +39,38 @@ def event_json(event: EventRow) -> dict[str, Any]:
 
 
 def message_json(m: MessageRow) -> dict[str, Any]:
+    """A message in the shape ``GET /api/v1/messages`` answers."""
     return {
         "id": m.id,
         "type": m.type,
+        "author": {"member": m.member, "node": m.node},
         "topic": m.topic,
-        "author": m.member,
-        "node": m.node,
+        "tag": getattr(m, "tag", None) or "",
+        "cid": m.cid or "",
         "group": m.group_hash,
         "context": m.context,
         "state": m.state,
         "hash": m.hash,
         "batch": m.batch_id,
-        "pin": None if m.pin_seqno is None else {"seqno": m.pin_seqno, "tx_id": m.pin_tx_id},
-        "cid": m.cid,
-        "idempotency_key": m.idempotency_key,
+        "pin": None if m.pin_seqno is None else {"seqno": str(m.pin_seqno), "tx_id": m.pin_tx_id},
         "reason": m.reason,
-        "created": iso_us(m.created_us),
-        "confirmed": iso_us(m.confirmed_us),
+        "created_us": str(m.created_us),
+        "confirmed_us": None if m.confirmed_us is None else str(m.confirmed_us),
+        "offset": str(m.seq),
+        "idempotency_key": m.idempotency_key,
     }
 
 
 def data_json(d: DataRow) -> dict[str, Any]:
-    datatype = (
-        None
-        if d.datatype_name is None
-        else {"name": d.datatype_name, "version": d.datatype_version}
-    )
-    blob = (
-        None
-        if d.blob_hash is None
-        else {"hash": d.blob_hash, "size": d.blob_size, "name": d.blob_name}
-    )
-    return {"id": d.id, "value": d.value, "datatype": datatype, "blob": blob, "hash": d.hash}
+    """A data item in the shape ``GET /api/v1/messages?with_data=true`` answers."""
+    out: dict[str, Any] = {"id": d.id, "hash": d.hash, "message_id": d.message_id}
+    if d.blob_hash is None or d.value is not None:
+        out["value"] = d.value
+    if d.datatype_name:
+        out["datatype"] = {"name": d.datatype_name, "version": d.datatype_version}
+    if d.blob_hash:
+        out["blob"] = {"hash": d.blob_hash, "size": str(d.blob_size), "name": d.blob_name}
+    return out
 
 
 async def render_events(

@@ -57,7 +57,7 @@ def subscription_json(row: SubscriptionRow, dead: int | None = None) -> dict[str
         "read_ahead": row.read_ahead,
         "ack_timeout": options.get("ack_timeout"),
         "with_data": bool(options.get("with_data")),
-        "offset": row.stored_offset,
+        "offset": str(row.stored_offset),
         "created": iso_us(row.created_us),
         "updated": iso_us(row.updated_us),
     }

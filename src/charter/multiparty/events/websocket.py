@@ -147,7 +147,9 @@ class WsSession:
             previous.replace()
         self._owners[name] = self
         window = AckWindow(sub.stored_offset, sub.read_ahead, float(sub.options["ack_timeout"]))
-        await self.ws.send_json({"type": "started", "subscription": name, "offset": window.offset})
+        await self.ws.send_json(
+            {"type": "started", "subscription": name, "offset": str(window.offset)}
+        )
         return _Started(
             name,
             sub.seq,
@@ -169,7 +171,9 @@ class WsSession:
         async with self.store.read() as session:
             newest = await last_offset(session)
         window = AckWindow(spec.start_offset(newest), spec.read_ahead, spec.ack_timeout)
-        await self.ws.send_json({"type": "started", "subscription": None, "offset": window.offset})
+        await self.ws.send_json(
+            {"type": "started", "subscription": None, "offset": str(window.offset)}
+        )
         return _Started(
             None,
             None,
