@@ -265,8 +265,11 @@ def blob_router(
         rec = await records.add_blob(info, blob_name, content_type)
         return JSONResponse(rec.to_json(), status_code=201)
 
-    @router.get("/data/{data_id}/blob", summary="Download a blob, streamed")
-    async def download_blob(data_id: str) -> Response:
+    @router.get(
+        "/data/{data_id}/blob",
+        summary="Download a blob, streamed (a single byte range may be asked for)",
+    )
+    async def download_blob(data_id: str, request: Request) -> Response:
         rec = await records.get_blob(data_id)
         if rec is None:
             raise Problem(404, "mp.blob.not_found", f"no blob data {data_id!r}")
@@ -277,16 +280,35 @@ def blob_router(
                 404, "mp.blob.not_found", f"blob {rec.hash.hex()} has not arrived here (yet)"
             ) from None
 
+        try:
+            span = _byte_range(request.headers.get("range"), rec.size)
+        except Problem:
+            f.close()
+            raise
+        start, end = span if span is not None else (0, rec.size)
+
         async def chunks() -> AsyncIterator[bytes]:
             with f:
-                while block := f.read(_STREAM_CHUNK):
+                f.seek(start)
+                left = end - start
+                while left > 0 and (block := f.read(min(_STREAM_CHUNK, left))):
+                    left -= len(block)
                     yield block
 
-        headers = {"Content-Length": str(rec.size), "ETag": f'"{rec.hash.hex()}"'}
+        headers = {
+            "Content-Length": str(end - start),
+            "ETag": f'"{rec.hash.hex()}"',
+            "Accept-Ranges": "bytes",
+        }
+        if span is not None:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{rec.size}"
         if rec.name:
             headers["Content-Disposition"] = _disposition(rec.name)
         return StreamingResponse(
-            chunks(), media_type=rec.content_type or "application/octet-stream", headers=headers
+            chunks(),
+            status_code=206 if span is not None else 200,
+            media_type=rec.content_type or "application/octet-stream",
+            headers=headers,
         )
 
     @router.get("/transfers/blobs", summary="Blob fetches of this node and their progress")
@@ -295,6 +317,33 @@ def blob_router(
         return JSONResponse({"items": items, "total": len(items)})
 
     return router
+
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` (end exclusive) of a single-range ``Range`` header, or None to send
+    the whole blob (no header, or several ranges); 416 if it cannot be satisfied."""
+    if header is None or "," in header:
+        return None
+    m = _RANGE_RE.match(header.strip())
+    if m is None or m.group(1) == m.group(2) == "":
+        return None  # not a byte range we know: the whole blob, as RFC 9110 allows
+    first, last = m.group(1), m.group(2)
+    if first == "":
+        start, end = max(0, size - int(last)), size
+    else:
+        start = int(first)
+        end = size if last == "" else min(size, int(last) + 1)
+    if start >= size or start >= end:
+        raise Problem(
+            416,
+            "mp.blob.range",
+            f"the blob has {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, end
 
 
 def _disposition(name: str) -> str:

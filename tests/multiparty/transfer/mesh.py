@@ -46,6 +46,8 @@ class Node:
     blob_events: list[BlobProgress] = field(default_factory=list)
     fail_next: int = 0
     """How many of the next deliveries ``on_batch`` refuses (raising), as a full disk would."""
+    unwanted: bool = False
+    """``on_batch`` acknowledges but refuses every batch (returns False)."""
     hold: asyncio.Event | None = None
     """While set to an unset event, ``on_batch`` waits for it (a slow application)."""
 
@@ -58,13 +60,16 @@ class Node:
     def port(self) -> int:
         return int(self.runtime.location().hints_dict()["port"])
 
-    async def on_batch(self, b: InboundBatch) -> None:
+    async def on_batch(self, b: InboundBatch) -> bool | None:
+        if self.unwanted:
+            return False
         if self.hold is not None:
             await self.hold.wait()
         if self.fail_next > 0:
             self.fail_next -= 1
             raise OSError("cannot keep the batch now")
         self.received.append(b)
+        return None
 
     def on_blob(self, p: BlobProgress) -> None:
         self.blob_events.append(p)

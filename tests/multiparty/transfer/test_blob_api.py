@@ -124,6 +124,16 @@ async def test_multipart_upload_and_streamed_download(tmp_path: Path) -> None:
         assert got.headers["content-type"] == "application/pdf"
         assert got.headers["etag"] == f'"{doc["blob"]["hash"]}"'
         assert "Report%20%C3%BC.pdf" in got.headers["content-disposition"]
+        blob_url = f"/api/v1/data/{doc['id']}/blob"
+        part = await client.get(blob_url, headers={"range": "bytes=1000-1999"})
+        assert part.status_code == 206 and part.content == data[1000:2000]
+        assert part.headers["content-range"] == f"bytes 1000-1999/{len(data)}"
+        rest = await client.get(blob_url, headers={"range": f"bytes={len(data) - 5}-"})
+        tail = await client.get(blob_url, headers={"range": "bytes=-7"})
+        assert (rest.content, tail.content) == (data[-5:], data[-7:])
+        beyond = await client.get(blob_url, headers={"range": f"bytes={len(data)}-"})
+        assert beyond.status_code == 416 and beyond.json()["code"] == "mp.blob.range"
+        assert beyond.headers["content-range"] == f"bytes */{len(data)}"
         raw = await client.post(
             "/api/v1/data/blob", content=b"hello", headers={"content-type": "text/plain"}
         )

@@ -134,3 +134,14 @@ async def test_only_blobs_held_here_can_be_sent_and_limits_hold(tmp_path: Path) 
         done = await n2.t.blob_ready(big.hash, WAIT)
         assert done.state is BlobState.FAILED and "limit" in (done.reason or "")
         assert n2.t.stats.chunks_fetched == 0
+
+
+async def test_blobs_of_a_batch_the_application_refused_are_not_fetched(tmp_path: Path) -> None:
+    async with Mesh(tmp_path, 2) as mesh:
+        n1, n2 = mesh["n1"], mesh["n2"]
+        n2.unwanted = True
+        ref = await give(n1, 50_000)
+        await n1.t.send_batch(["n2"], b"n2 will not use this", blobs=[ref])
+        await n1.t.until(lambda: n1.t.owed() == 0, WAIT)
+        assert n2.t.progress(ref.hash) is None and n1.t.stats.chunks_served == 0
+        assert not [p for p in n2.data_dir.rglob("*") if ref.hash.hex() in p.name]

@@ -183,9 +183,10 @@ class BlobProgress:
         }
 
 
-OnBatch = Callable[[InboundBatch], Awaitable[None]]
+OnBatch = Callable[[InboundBatch], Awaitable[bool | None]]
 """Keep the batch (idempotently: it may come again); return to acknowledge, raise to
-have it resent later."""
+have it resent later. Returning ``False`` acknowledges a batch the application will not
+use (malformed, not for this node): its blobs are then not fetched."""
 OnBlob = Callable[[BlobProgress], None]
 """Told when a fetched blob became ``ready`` or ``failed``; must be quick and not raise."""
 
@@ -614,8 +615,10 @@ class Transfer:
         done = self._inflight[batch_hash] = asyncio.Event()
         try:
             fetches = [await self._want(sender, ref) for ref in refs]
+            wanted = True
             if self.on_batch is not None:
-                await self.on_batch(InboundBatch(sender, batch_hash, batch, signature, refs))
+                kept = await self.on_batch(InboundBatch(sender, batch_hash, batch, signature, refs))
+                wanted = kept is not False
             s.batches_received += 1
             self._seen[batch_hash] = None
             while len(self._seen) > self.settings.remember_batches:
@@ -625,10 +628,25 @@ class Transfer:
             self._busy_from[sender] -= 1
             done.set()
         for f in fetches:
-            if f is not None:
+            if f is None:
+                continue
+            if wanted:
                 self._start_fetch(f)
+            else:
+                await self._unwant(sender, f)
         self._notify()
         return [OK]
+
+    async def _unwant(self, source: str, f: _Fetch) -> None:
+        """The application refused the batch naming this blob: do not pull it for it."""
+        if source in f.sources and (f.task is None or f.task.done()):
+            f.sources.remove(source)
+            path = self._wants_dir / f.hash.hex()
+            if f.sources:
+                await asyncio.to_thread(_write_all, [(path, encode([f.size, list(f.sources)]))])
+            elif f.state is not BlobState.READY:
+                del self._fetches[f.hash]
+                path.unlink(missing_ok=True)
 
     # --- blobs: the source's side ---------------------------------------------------------
 
