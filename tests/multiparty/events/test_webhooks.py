@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
+from charter.multiparty.events import EventsService, EventsSettings, SubscriptionSpec
+from charter.store import Store
 from charter.store.events import NewEvent, append_events
 
 from .conftest import Node, Receiver, eventually
@@ -114,3 +119,48 @@ async def test_dead_letter_after_the_last_retry_then_redelivery(
 
     await eventually(no_dead_letters)
     assert (await node.subscription("dl"))["dead_letters"] == 0
+
+
+async def test_delivery_resumes_after_the_service_restarts(
+    store: Store, receiver: Receiver
+) -> None:
+    """What was not acknowledged before a stop is delivered by the next service on the store."""
+    receiver.mode = "fail"
+    spec = SubscriptionSpec.model_validate(
+        {
+            "name": "durable",
+            "transport": "webhook",
+            "first_event": "oldest",
+            "webhook": _hook(receiver, attempts=100),
+        }
+    )
+    first = EventsService(store, EventsSettings(poll_interval=2.0))
+    await first.create(spec)
+    async with store.transaction() as s:
+        await append_events(s, [NewEvent("message_confirmed", reference=r) for r in "ab"])
+    async with _running(first):
+        await receiver.wait_for(lambda rc: len(rc.attempts) >= 2)
+    assert (await first.get("durable"))["offset"] == "0"
+
+    receiver.mode = "ok"
+    second = EventsService(store, EventsSettings(poll_interval=2.0))
+    async with _running(second):
+        await receiver.wait_for(lambda rc: len(rc.delivered) >= 2)
+
+        async def settled() -> bool:
+            return (await second.get("durable"))["offset"] == "2"
+
+        await eventually(settled)
+    assert [d["event"]["reference"] for d in receiver.delivered] == ["a", "b"]
+
+
+@contextlib.asynccontextmanager
+async def _running(service: EventsService) -> AsyncIterator[None]:
+    runner = asyncio.create_task(service.run())
+    try:
+        yield
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await service.close()
