@@ -499,13 +499,16 @@ class Transfer:
                 facet = await self._facet(link.node)
                 await self._pump(link, facet)
                 attempt = 0
+                continue
             except _RETRYABLE as exc:
-                self.stats.delivery_retries += 1
                 self._forget_facet(link.node)
                 log.debug("%s: delivery to %s failed, retrying: %s", self.name, link.node, exc)
-                # A pause before retrying is the point here, not a stand-in for a condition.
-                await asyncio.sleep(self.settings.backoff.delay(attempt, self._rng))
-                attempt += 1
+            except Exception:  # a bug must not stop deliveries to every other node
+                log.exception("%s: delivery to %s failed unexpectedly", self.name, link.node)
+            self.stats.delivery_retries += 1
+            # A pause before retrying is the point here, not a stand-in for a condition.
+            await asyncio.sleep(self.settings.backoff.delay(attempt, self._rng))
+            attempt += 1
 
     async def _pump(self, link: _Link, facet: RemoteRef) -> None:
         """A sliding window over one session: up to ``window`` deliveries in flight, a new
@@ -818,6 +821,12 @@ class Transfer:
                     self.stats.fetch_retries += 1
                     self._forget_facet(source)
                     log.debug("%s: fetching %s from %s: %s", self.name, f.hash.hex(), source, exc)
+                except Exception:  # a bug must not stop the node's other fetches
+                    self.stats.fetch_retries += 1
+                    log.exception("%s: fetching %s failed unexpectedly", self.name, f.hash.hex())
+                    if part is not None:
+                        part.close()
+                        part = None
                 f.state = BlobState.WAITING
                 self._notify()
                 # A pause before retrying is the point here, not a stand-in for a condition.
