@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from charter.crypto.keys import Ed25519PrivateKey
 from charter.ledger.engine import CommandHandler
 from charter.ocapn.runtime import Runtime
+from charter.tokens.component import tokens_component
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -78,7 +79,7 @@ def default_factories() -> list[ComponentFactory]:
     """The components every Charter node runs, in start order."""
     from charter.governance.component import governance_component
 
-    return [governance_component]
+    return [governance_component, tokens_component]
 
 
 def assemble(
