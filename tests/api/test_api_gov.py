@@ -153,3 +153,37 @@ async def test_withdraw_over_rest(gnet: GovNet) -> None:
     pid = answer["proposal"]["id"]
     out = await c3.withdraw("member-3", k["member-3"], pid)
     assert out["proposal"]["state"] == "withdrawn"
+
+
+async def test_transfer_leadership_intent_moves_the_leader(gnet: GovNet) -> None:
+    net = gnet.net
+    leader = await net.elect(WAIT)
+    target = next(n for n in net.ids if n != leader)
+    k = gnet.keys
+    action = acts.from_json({"kind": "transfer_leadership", "node": f"member-{target}"})
+    answer = await gnet.clients[1].propose("member-1", k["member-1"], [action])
+    voter = 2
+    await gnet.clients[voter].vote(
+        f"member-{voter}", k[f"member-{voter}"], answer["proposal"]["id"], True
+    )
+    await net.until(lambda: net.leader() == target, WAIT)
+
+
+async def test_retiring_the_leader_keeps_the_network_available(gnet: GovNet) -> None:
+    net = gnet.net
+    leader = await net.elect(WAIT)
+    others = [n for n in net.ids if n != leader]
+    k = gnet.keys
+    c = gnet.clients[others[0]]
+    name = f"member-{others[0]}"
+    retire = acts.from_json({"kind": "retire_node", "name": f"member-{leader}"})
+    answer = await c.propose(name, k[name], [retire])
+    second = f"member-{others[1]}"
+    voted = await gnet.clients[others[1]].vote(second, k[second], answer["proposal"]["id"], True)
+    assert voted["proposal"]["state"] == "accepted" and voted["status"] == "Committed"
+    await net.until(lambda: net.leader() in others, WAIT)
+    # the remaining trusted nodes still commit governance (and anything else)
+    later = await c.propose(name, k[name], [acts.from_json({"kind": "trigger_snapshot"})])
+    assert later["status"] == "Committed"
+    nodes = {n["name"]: n["status"] for n in await c.nodes()}
+    assert nodes[f"member-{leader}"] == "retired"

@@ -8,7 +8,9 @@
   network has a leader; any node does it on demand (``ensure_bootstrapped``) before
   relaying a request, so governance works whichever node is up first.
 - Intents: when a ``transfer_leadership`` intent applies, the node that leads at that
-  moment hands leadership to the named node (``RaftDriver.transfer_leadership``); a
+  moment hands leadership to the named node (``RaftDriver.transfer_leadership``); when
+  this node is retired while it leads, it hands leadership to a still-trusted voter
+  (its own signatures no longer count, so nothing would commit under it). A
   ``trigger_snapshot`` intent is recorded in state for the node layer (not acted on yet).
 """
 
@@ -20,13 +22,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from charter.consensus.types import Role
 from charter.crypto.keys import Ed25519PublicKey
 from charter.errors import CharterError
 from charter.governance import state
 from charter.governance.genesis import bootstrap_command, genesis_from_ledger, genesis_from_network
 from charter.governance.handler import GovernanceHandler
-from charter.governance.model import Genesis, Intent
+from charter.governance.model import Genesis, GovNode, Intent
 from charter.ledger.engine import ApplyResult, CommandHandler
+from charter.ledger.engine.nodes import NodeStatus
 from charter.node.components import NodeContext
 
 if TYPE_CHECKING:
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPONENT = "governance"
+RETIRED = "retired"
 BOOTSTRAP_ATTEMPTS = 20
 
 
@@ -108,11 +113,23 @@ class GovernanceComponent:
 
     def _on_apply(self, result: ApplyResult) -> None:
         self._changed.set()
+        me = self._service.name if self._service is not None else self.ctx.name
         for tx in result.applied:
             for w in tx.writes:
-                if w.table == state.INTENTS_TABLE and w.key == "leadership" and w.value:
-                    with contextlib.suppress(asyncio.QueueFull, CharterError):
-                        self._intents.put_nowait(Intent.decode(w.value))
+                intent: Intent | None = None
+                with contextlib.suppress(CharterError):
+                    if w.table == state.INTENTS_TABLE and w.key == "leadership" and w.value:
+                        intent = Intent.decode(w.value)
+                    elif (
+                        w.table == state.NODES_TABLE
+                        and w.key == me
+                        and w.value
+                        and GovNode.decode(w.key, w.value).status is NodeStatus.RETIRED
+                    ):
+                        intent = Intent(RETIRED, me, tx.tx_id)
+                if intent is not None:
+                    with contextlib.suppress(asyncio.QueueFull):
+                        self._intents.put_nowait(intent)
 
     async def wait_changed(self, within: float) -> None:
         """Until the next apply here (or ``within`` seconds)."""
@@ -142,16 +159,35 @@ class GovernanceComponent:
     def _carry_out(self, intent: Intent) -> None:
         service = self.service
         driver = service.driver
-        if driver.node.role.name != "LEADER" or intent.target == service.name:
+        if driver.node.role is not Role.LEADER:
             return
-        raft_id = self._raft_id(intent.target)
+        if intent.kind == RETIRED:
+            # A retired node's signatures are no longer accepted: while it leads, nothing
+            # commits. Hand leadership to a node that is still trusted.
+            target = self._successor()
+        elif intent.target == service.name:
+            return
+        else:
+            target = intent.target
+        if target is None:
+            log.warning("no trusted node to hand leadership to")
+            return
+        raft_id = self._raft_id(target)
         if raft_id is None:
-            log.warning("leadership intent for unknown node %s", intent.target)
+            log.warning("leadership intent for unknown node %s", target)
             return
         try:
             driver.transfer_leadership(raft_id)
         except CharterError as exc:
-            log.warning("leadership transfer to %s not started: %s", intent.target, exc)
+            log.warning("leadership transfer to %s not started: %s", target, exc)
+
+    def _successor(self) -> str | None:
+        service = self.service
+        voters = service.driver.node.conf_state.voters
+        for raft_id, m in sorted(service.network.members.items()):
+            if m.name != service.name and raft_id in voters and service.engine.node(m.name):
+                return m.name
+        return None
 
     def _raft_id(self, name: str) -> int | None:
         for raft_id, m in self.service.network.members.items():
