@@ -710,6 +710,8 @@ class Transfer:
             try:
                 size, sources = decode(p.read_bytes())
                 h = bytes.fromhex(p.name)
+                if type(size) is not int or size < 0 or type(sources) is not list:
+                    raise TypeError("not [size [node ...]]")
             except (SyrupError, ValueError, TypeError) as exc:
                 raise TransferError(f"blob want {p} is damaged: {exc}") from exc
             f = _Fetch(h, size, [n for n in sources if type(n) is str])
@@ -759,9 +761,12 @@ class Transfer:
             if f.state is not BlobState.READY:
                 self._finish(f, BlobState.READY)
             return
-        if f.size > self.blobs.max_size:
+        if f.size > self.blobs.max_size or not f.sources:
             if f.state is not BlobState.FAILED:
-                self._finish(f, BlobState.FAILED, f"larger than this node's limit ({f.size} bytes)")
+                reason = (
+                    f"larger than this node's limit ({f.size} bytes)" if f.sources else "no source"
+                )
+                self._finish(f, BlobState.FAILED, reason)
             return
         if self._tg is not None and (f.task is None or f.task.done()):
             f.task = self._tg.create_task(self._fetch(f))
