@@ -168,3 +168,22 @@ def test_amounts_far_above_2_256_are_exact() -> None:
     assert q.balance(led.kv, "big", "a") == big - 2**999 - 1
     assert q.balance(led.kv, "big", "b") == 2**999 + 1
     assert led.run("a", Mint("big", "a", 10**512)).rule == "tokens.amount"
+
+
+def test_constitution_can_reserve_pool_creation_to_governance() -> None:
+    from charter.governance.model import Constitution
+    from charter.governance.state import CONSTITUTION_TABLE, CURRENT
+    from charter.ledger.engine import CommandContext, Write
+    from charter.tokens.handler import create_pool_writes
+
+    led = Ledger()
+    assert led.run("a", CreatePool("before", F)).ok
+    rules = Constitution(token_pools="proposal").encode()
+    led.kv.apply(led.seqno, [Write(CONSTITUTION_TABLE, CURRENT, rules)])
+    assert led.run("a", CreatePool("after", F)).rule == "tokens.policy"
+    ctx = CommandContext("gov", "n", "", 1, 99, "1.99", 0, led.kv, lambda _: None)
+    writes = create_pool_writes(ctx, CreatePool("voted", F, 2), "a")
+    led.kv.apply(99, writes)
+    p = q.pool(led.kv, "voted")
+    assert p is not None and p.creator == "a" and p.tx_id == "1.99"
+    assert led.run("a", Mint("voted", "a", 5)).ok

@@ -78,6 +78,48 @@ def _refuse(rule: str, message: str) -> CommandRefused:
     return CommandRefused(rule, message)
 
 
+def create_pool_writes(ctx: CommandContext, op: CreatePool, creator: str) -> list[Write]:
+    """The writes creating pool ``op`` for ``creator`` (checked; no policy check).
+
+    The tokens handler calls it for a member's own request; governance calls it (from a
+    handler that declared ``charter.tokens.`` among its tables) to create a pool an
+    accepted proposal asks for when the constitution reserves pools to proposals.
+    """
+    if not is_pool_name(op.name):
+        raise _refuse("tokens.pool", f"{op.name!r:.80} is not a pool name")
+    if ctx.get(T_POOLS, op.name) is not None:
+        raise _refuse("tokens.pool.exists", f"pool {op.name!r} exists")
+    if op.type is PoolType.FUNGIBLE and not 0 <= op.decimals <= MAX_DECIMALS:
+        raise _refuse("tokens.pool", f"decimals are 0..{MAX_DECIMALS}")
+    if op.type is PoolType.NONFUNGIBLE and op.decimals != 0:
+        raise _refuse("tokens.pool", "a non-fungible pool has no decimals")
+    if op.max_supply is not None and not 0 < op.max_supply <= MAX_AMOUNT:
+        raise _refuse("tokens.pool", "a maximum supply is a positive integer below 10**512")
+    if op.mint_policy is MintPolicy.LISTED:
+        if not 0 < len(op.minters) <= MAX_MINTERS:
+            raise _refuse("tokens.pool", f"a minters list names 1..{MAX_MINTERS} members")
+        if not all(is_member_name(m) for m in op.minters):
+            raise _refuse("tokens.pool", "a minter is a member name")
+        if list(op.minters) != sorted(set(op.minters)):
+            raise _refuse("tokens.pool", "minters are sorted and unique")
+    elif op.minters:
+        raise _refuse("tokens.pool", f"mint policy {op.mint_policy.value} names no minters")
+    pool = Pool(
+        op.name,
+        op.type,
+        op.decimals,
+        op.max_supply,
+        op.mint_policy,
+        op.minters,
+        creator,
+        ctx.tx_id,
+    )
+    return [
+        Write(T_POOLS, op.name, pool.encode()),
+        Write(T_SUPPLY, op.name, encode_supply(0, 0)),
+    ]
+
+
 class TokensHandler:
     """The ``tokens`` app of the ledger engine (see the module notes)."""
 
@@ -154,39 +196,7 @@ class TokensHandler:
     def _create(self, ctx: CommandContext, op: CreatePool) -> list[Write]:
         if pool_creation_policy(ctx.state) is PoolCreation.GOVERNANCE:
             raise _refuse("tokens.policy", "the constitution reserves pool creation to governance")
-        if not is_pool_name(op.name):
-            raise _refuse("tokens.pool", f"{op.name!r:.80} is not a pool name")
-        if ctx.get(T_POOLS, op.name) is not None:
-            raise _refuse("tokens.pool.exists", f"pool {op.name!r} exists")
-        if op.type is PoolType.FUNGIBLE and not 0 <= op.decimals <= MAX_DECIMALS:
-            raise _refuse("tokens.pool", f"decimals are 0..{MAX_DECIMALS}")
-        if op.type is PoolType.NONFUNGIBLE and op.decimals != 0:
-            raise _refuse("tokens.pool", "a non-fungible pool has no decimals")
-        if op.max_supply is not None and not 0 < op.max_supply <= MAX_AMOUNT:
-            raise _refuse("tokens.pool", "a maximum supply is a positive integer below 10**512")
-        if op.mint_policy is MintPolicy.LISTED:
-            if not 0 < len(op.minters) <= MAX_MINTERS:
-                raise _refuse("tokens.pool", f"a minters list names 1..{MAX_MINTERS} members")
-            if not all(is_member_name(m) for m in op.minters):
-                raise _refuse("tokens.pool", "a minter is a member name")
-            if list(op.minters) != sorted(set(op.minters)):
-                raise _refuse("tokens.pool", "minters are sorted and unique")
-        elif op.minters:
-            raise _refuse("tokens.pool", f"mint policy {op.mint_policy.value} names no minters")
-        pool = Pool(
-            op.name,
-            op.type,
-            op.decimals,
-            op.max_supply,
-            op.mint_policy,
-            op.minters,
-            ctx.member,
-            ctx.tx_id,
-        )
-        return [
-            Write(T_POOLS, op.name, pool.encode()),
-            Write(T_SUPPLY, op.name, encode_supply(0, 0)),
-        ]
+        return create_pool_writes(ctx, op, ctx.member)
 
     def _mint(self, ctx: CommandContext, op: Mint) -> list[Write]:
         pool = self._pool(ctx, op.pool)
@@ -362,4 +372,4 @@ class TokensHandler:
         return [Write(T_ALLOWANCES, key, value)]
 
 
-__all__ = ["TokensHandler"]
+__all__ = ["TokensHandler", "create_pool_writes"]
