@@ -71,3 +71,36 @@ def test_the_alembic_command_path_builds_the_same_schema(
             await store.close()
 
     asyncio.run(check())
+
+
+def test_upgrading_an_older_schema_keeps_its_rows(store_url: str | None, tmp_path: Path) -> None:
+    from alembic import command
+
+    from charter.store.migrate import alembic_config
+
+    url = store_url or f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url=url), "0001")
+
+    async def fill_then_open() -> None:
+        old = await open_store(url, None, migrate=False)
+        try:
+            async with old.transaction() as s:
+                await s.execute(
+                    text(
+                        "INSERT INTO messages (id, member, node, type, topic, context, state,"
+                        " created_us) VALUES ('m1', 'a', 'a', 'broadcast', 't', 'c',"
+                        " 'pending', 1)"
+                    )
+                )
+        finally:
+            await old.close()
+        new = await open_store(url, None)
+        try:
+            assert await current_revision(new) == head_revision()
+            async with new.read() as s:
+                rows = (await s.execute(text("SELECT id, tag FROM messages"))).all()
+            assert [tuple(r) for r in rows] == [("m1", None)]
+        finally:
+            await new.close()
+
+    asyncio.run(fill_then_open())

@@ -47,6 +47,7 @@ __all__ = [
     "GroupRow",
     "MessageRow",
     "PinRow",
+    "StateRow",
     "SubscriptionRow",
 ]
 
@@ -90,6 +91,16 @@ class CounterRow(Base):
     __tablename__ = "counters"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class StateRow(Base):
+    """A named state blob of the multi-party layer (the aggregator's snapshot, nonce counters),
+    written in the same transaction as the rows it accounts for."""
+
+    __tablename__ = "named_state"
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    updated_us: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class GroupRow(Base):
@@ -136,6 +147,8 @@ class MessageRow(Base):
     batch_id: Mapped[str | None] = mapped_column(String(HASH))
     pin_seqno: Mapped[int | None] = mapped_column(BigInteger)
     pin_tx_id: Mapped[str | None] = mapped_column(String(64))
+    tag: Mapped[str | None] = mapped_column(String(TOPIC))
+    """The application's label for what the message is (free text, not for ordering)."""
     cid: Mapped[str | None] = mapped_column(String(UUID))
     """For a reply: the id of the request it answers."""
     reason: Mapped[str | None] = mapped_column(Text)

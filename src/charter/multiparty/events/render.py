@@ -45,7 +45,7 @@ def message_json(m: MessageRow) -> dict[str, Any]:
         "type": m.type,
         "author": {"member": m.member, "node": m.node},
         "topic": m.topic,
-        "tag": getattr(m, "tag", None) or "",
+        "tag": m.tag or "",
         "cid": m.cid or "",
         "group": m.group_hash,
         "context": m.context,
