@@ -9,6 +9,9 @@ A command body is one of three canonical records:
 - ``<charter-join-signed body signature>``: a joining node's request, relayed by a
   trusted node (``join``).
 
+Every command that applies is also logged, with its exact bytes, in
+``charter.gov.log`` (``LoggedCommand``): the history ``audit`` replays.
+
 **Ledger time.** The handler needs "now" for staleness without a clock of its own. It
 keeps ``charter.gov.meta/clock``: on every governance transaction it becomes
 ``max(clock, batch_seq // 1000)``, where ``batch_seq`` is the submitting node's
