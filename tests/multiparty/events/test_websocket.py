@@ -158,3 +158,12 @@ async def test_bad_starts_are_refused_with_a_reason(node: Node) -> None:
         await ws.send("not json")
         answer = await _recv(ws)
         assert answer["code"] == "events.ws.protocol"
+
+
+async def test_deleting_a_subscription_ends_its_connection(node: Node) -> None:
+    await _subscribe(node, "doomed")
+    async with connect(node.ws_url) as ws:
+        await _start(ws, name="doomed")
+        assert (await node.http.delete("/api/v1/subscriptions/doomed")).status_code == 204
+        notice = await _recv(ws)
+        assert notice["code"] == "events.subscription.deleted"

@@ -137,7 +137,7 @@ class EventsService:
                 raise SubscriptionNotFound(f"no subscription named {name!r}")
         owner = self._ws_owners.get(name)
         if owner is not None:
-            owner.replace()
+            owner.stop("events.subscription.deleted", f"subscription {name!r} was deleted")
         self._changed.fire()
 
     async def dead_letters(
@@ -216,6 +216,6 @@ class EventsService:
 
     async def close(self) -> None:
         for owner in list(self._ws_owners.values()):
-            owner.replace()
+            owner.stop("events.ws.shutdown", "the node is stopping")
         if self._client is not None:
             await self._client.aclose()

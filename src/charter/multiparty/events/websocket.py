@@ -74,12 +74,13 @@ class WsSession:
         self.ws = ws
         self.settings = settings
         self._owners = owners
-        self._replaced = asyncio.Event()
+        self._stop: tuple[str, str] | None = None
         self._acked = asyncio.Event()
 
-    def replace(self) -> None:
-        """Another connection started the same subscription: this one steps down."""
-        self._replaced.set()
+    def stop(self, code: str, detail: str) -> None:
+        """End this connection with an error frame (taken over, subscription deleted, shutdown)."""
+        if self._stop is None:
+            self._stop = (code, detail)
         self._acked.set()
 
     async def serve(self) -> None:
@@ -144,7 +145,7 @@ class WsSession:
             return None
         previous = self._owners.get(name)
         if previous is not None:
-            previous.replace()
+            previous.stop("events.ws.replaced", "another connection started this subscription")
         self._owners[name] = self
         window = AckWindow(sub.stored_offset, sub.read_ahead, float(sub.options["ack_timeout"]))
         await self.ws.send_json(
@@ -206,10 +207,8 @@ class WsSession:
         window = started.window
         loop = asyncio.get_running_loop()
         while True:
-            if self._replaced.is_set():
-                await self._error(
-                    "events.ws.replaced", "another connection started this subscription", close=True
-                )
+            if self._stop is not None:
+                await self._error(*self._stop, close=True)
                 raise _Closed()
             self._acked.clear()
             wake = self.store.pulse.current()
