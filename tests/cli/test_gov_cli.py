@@ -162,3 +162,21 @@ def _pem(tmp_path: Path, key: Ed25519PrivateKey) -> Path:
     path = tmp_path / "newcomer.pem"
     write_private_key(path, key)
     return path
+
+
+def test_member_key_from_stack_words_or_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from charter.cli.gov import GovUsageError, member_key
+    from charter.cli.stack import create_stack
+
+    monkeypatch.setenv("CHARTER_HOME", str(tmp_path))
+    directory = create_stack("k", 1, base_port=20200)
+    pem = directory / "member1" / "member.pem"
+    expected = load_ed25519_private_key(pem).public_key
+    assert member_key("k", "member1", None, None)[1].public_key == expected
+    words = directory / "member1" / "member.words"
+    assert member_key(None, "member1", words, None)[1].public_key == expected
+    assert member_key(None, "member1", None, pem)[1].public_key == expected
+    with pytest.raises(GovUsageError):
+        member_key("k", "nobody", None, None)

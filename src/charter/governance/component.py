@@ -5,8 +5,9 @@
   ``settings["governance"]``: ``members`` name -> Ed25519 public key, optional
   ``constitution`` section and ``roles``) and listens to applies for intents.
 - ``run``: the first genesis node (by name) submits the bootstrap command once the
-  network has a leader; any node does it on demand (``ensure_bootstrapped``) before
-  relaying a request, so governance works whichever node is up first.
+  network has a leader; the others do it themselves if it has not applied within
+  ``BOOTSTRAP_GRACE`` seconds, and any node does it on demand (``ensure_bootstrapped``)
+  before relaying a request, so governance works whichever node is up first.
 - Intents: when a ``transfer_leadership`` intent applies, the node that leads at that
   moment hands leadership to the named node (``RaftDriver.transfer_leadership``); when
   this node is retired while it leads, it hands leadership to a still-trusted voter
@@ -42,7 +43,9 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "governance"
 RETIRED = "retired"
-BOOTSTRAP_ATTEMPTS = 20
+BOOTSTRAP_TIMEOUT = 30.0
+BOOTSTRAP_GRACE = 10.0
+"""How long the other genesis nodes leave the bootstrap to the first one."""
 
 
 class GovernanceComponent:
@@ -74,7 +77,14 @@ class GovernanceComponent:
         return [gov_router(self)]
 
     async def run(self) -> None:
-        if self.genesis is not None and self._first_genesis_node():
+        if self.genesis is not None:
+            if not self._first_genesis_node():
+                # Give the first genesis node a chance, so one bootstrap reaches the log;
+                # then make sure of it ourselves (it may be down).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(BOOTSTRAP_GRACE):
+                        while not state.bootstrapped(self.service.engine):
+                            await self.wait_changed(1.0)
             with contextlib.suppress(CharterError):
                 await self.ensure_bootstrapped()
         while True:
@@ -145,14 +155,23 @@ class GovernanceComponent:
         if self.genesis is None:
             raise CharterError("this node has no genesis constitution", code="gov.genesis")
         async with self._bootstrap_lock:
-            for _ in range(BOOTSTRAP_ATTEMPTS):
-                if state.bootstrapped(self.service.engine):
-                    return
-                try:
-                    await self.service.submit(bootstrap_command(self.genesis), wait="accepted")
-                except CharterError as exc:  # no leader yet: wait for the log to move
-                    log.debug("governance bootstrap not yet submitted: %s", exc)
-                    await self.wait_changed(0.5)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(BOOTSTRAP_TIMEOUT):
+                    while not state.bootstrapped(self.service.engine):
+                        try:
+                            ticket = await self.service.submit(
+                                bootstrap_command(self.genesis), wait="accepted"
+                            )
+                        except CharterError as exc:  # not running or no leader yet
+                            log.debug("governance bootstrap not yet submitted: %s", exc)
+                            await self.wait_changed(0.5)
+                            continue
+                        if ticket.reason is not None and not state.bootstrapped(
+                            self.service.engine
+                        ):
+                            raise CharterError(
+                                f"the bootstrap was refused: {ticket.reason}", code="gov.bootstrap"
+                            )
             if not state.bootstrapped(self.service.engine):
                 raise CharterError("governance could not be bootstrapped", code="gov.bootstrap")
 
