@@ -506,6 +506,7 @@ class Transfer:
             except Exception:  # a bug must not stop deliveries to every other node
                 log.exception("%s: delivery to %s failed unexpectedly", self.name, link.node)
             self.stats.delivery_retries += 1
+            self._notify()
             # A pause before retrying is the point here, not a stand-in for a condition.
             await asyncio.sleep(self.settings.backoff.delay(attempt, self._rng))
             attempt += 1
@@ -578,6 +579,8 @@ class Transfer:
         self, sender: str, batch_hash: Any, batch: Any, signature: Any, blobs: Any
     ) -> list[Any]:
         """A member node's delivery (called by its inbox facet): verify, hand up, ack."""
+        if not self._running:
+            raise TransferError(f"{self.name} is not taking batches now; send it later")
         s = self.stats
         try:
             if type(batch_hash) is not bytes or len(batch_hash) != HASH_BYTES:
@@ -684,6 +687,8 @@ class Transfer:
 
     def serve_blob(self, node: str, blob_hash: Any, offset: Any, length: Any) -> list[Any]:
         """A chunk for ``node`` if this node sent it a batch referencing the blob."""
+        if not self._running:
+            raise TransferError(f"{self.name} is not serving blobs now; ask later")
         if (
             type(blob_hash) is not bytes
             or type(offset) is not int
