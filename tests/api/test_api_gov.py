@@ -187,3 +187,39 @@ async def test_retiring_the_leader_keeps_the_network_available(gnet: GovNet) -> 
     assert later["status"] == "Committed"
     nodes = {n["name"]: n["status"] for n in await c.nodes()}
     assert nodes[f"member-{leader}"] == "retired"
+
+
+async def test_a_relayed_join_request_is_checked_against_the_allowed_code(gnet: GovNet) -> None:
+    import os
+    import time
+
+    from charter.crypto.certs import self_signed_certificate
+    from charter.crypto.keys import P256PrivateKey
+    from charter.governance.join import JoinRequest, join_command, sign_join_request
+    from charter.identity.attestation import NODE, attest
+    from charter.ledger.engine import TxStatus
+    from charter.ledger.trust import NodeCert
+
+    node_key = Ed25519PrivateKey.generate()
+    cert = self_signed_certificate(P256PrivateKey.generate(), common_name="joiner")
+
+    def request(measurement: str) -> JoinRequest:
+        return JoinRequest(
+            gnet.net.network_id, "joiner", "member-1", node_key.public_key,
+            NodeCert.from_x509(cert.x509), "127.0.0.1", 7001, "http://127.0.0.1:7000",
+            measurement, int(time.time() * 1000), os.urandom(16),
+            attest(gnet.keys["member-1"], node_key.public_key, NODE, epoch=0),
+        )  # fmt: skip
+
+    service = gnet.net.service(2)
+    refused = await service.submit(
+        join_command(sign_join_request(request("00" * 32), node_key)), wait="committed"
+    )
+    assert refused.status is TxStatus.INVALID
+    assert (refused.reason or "").startswith("gov.measurement: code measurement 0000")
+    admitted = await service.submit(
+        join_command(sign_join_request(request(MEASUREMENT), node_key)), wait="committed"
+    )
+    assert admitted.status is TxStatus.COMMITTED
+    nodes = {n["name"]: n["status"] for n in await gnet.clients[2].nodes()}
+    assert nodes["joiner"] == "pending"
