@@ -49,7 +49,11 @@ class TokenNet:
 async def tnet(tmp_path_factory: object) -> AsyncIterator[TokenNet]:
     root: Path = tmp_path_factory.mktemp("tokens")  # type: ignore[attr-defined]
     async with LocalLedgerNetwork(
-        "memory", settings=FAST, components=[tokens_component], data_root=root
+        "memory",
+        settings=FAST,
+        components=[tokens_component],
+        data_root=root,
+        component_settings={"tokens": {"migrate_after": 0}},
     ) as net:
         clients: dict[int, httpx.AsyncClient] = {}
         for nid in net.ids:

@@ -332,3 +332,40 @@ async def test_nonfungible_pool_over_the_api(tnet: TokenNet) -> None:
         assert nft is not None and nft.owner == "member-2"
     r = await c2.get("/api/v1/tokens/balances", params={"account": "member-2", "pool": "deeds"})
     assert r.json() == [{"account": "member-2", "pool": "deeds", "balance": "1"}]
+
+
+async def test_token_events_are_appended_once_committed_on_every_node(tnet: TokenNet) -> None:
+    from charter.store.events import list_events
+    from charter.tokens.component import TokensComponent
+
+    c1 = tnet.clients[1]
+    await ok(c1, "/pools", {"name": "evt", "type": "fungible"})
+    await ok(c1, "/mint", {"pool": "evt", "to": "member-1", "amount": "10"})
+    pin = "ab" * 32
+    moved = await ok(
+        c1,
+        "/transfers",
+        {"pool": "evt", "from": "member-1", "to": "member-2", "amount": "3", "pin": pin},
+    )
+    r = await post(
+        c1, "/transfers", {"pool": "evt", "from": "member-1", "to": "member-2", "amount": "99"}
+    )
+    assert r.status_code == 409  # refused: no event
+
+    async def events(nid: int) -> list[tuple[str, str | None, str | None, str | None]]:
+        comp = tnet.net.members[nid].components[0]
+        assert isinstance(comp, TokensComponent) and comp.store is not None
+        async with comp.store.read() as s:
+            rows = await list_events(s, topic="tokens/evt", limit=100)
+        return [(e.type, e.tx_id, e.author, e.correlator) for e in rows]
+
+    for nid in tnet.net.ids:
+        async with asyncio.timeout(15):
+            while len(got := await events(nid)) < 3:  # noqa: ASYNC110 (a database, polled)
+                await asyncio.sleep(0.05)
+        assert [t for t, *_ in got] == [
+            "token_pool_confirmed",
+            "token_transfer_confirmed",
+            "token_transfer_confirmed",
+        ]
+        assert got[2] == ("token_transfer_confirmed", moved["tx_id"], "member-1", pin)
