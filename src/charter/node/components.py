@@ -78,8 +78,9 @@ ComponentFactory = Callable[[NodeContext], Component]
 def default_factories() -> list[ComponentFactory]:
     """The components every Charter node runs, in start order."""
     from charter.governance.component import governance_component
+    from charter.multiparty.component import multiparty_component
 
-    return [governance_component, tokens_component]
+    return [governance_component, tokens_component, multiparty_component]
 
 
 def assemble(
