@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from charter.api.problems import Problem
 from charter.multiparty.transfer.blobs import BlobInfo, BlobStore, BlobWriter
 from charter.multiparty.transfer.errors import BlobNotFound, BlobTooLarge
-from charter.multiparty.transfer.transfer import BlobProgress
+from charter.multiparty.transfer.model import BlobProgress
 
 __all__ = ["BlobRecord", "BlobRecords", "FileBlobRecords", "blob_router"]
 

@@ -23,17 +23,17 @@ from charter.multiparty.transfer.errors import (
     TransferRefused,
 )
 from charter.multiparty.transfer.gate import InboxGate, authenticated_peer
-from charter.multiparty.transfer.peers import LedgerPeers, PeerDirectory, PeerNode
-from charter.multiparty.transfer.transfer import (
+from charter.multiparty.transfer.model import (
     BlobProgress,
     BlobState,
     InboundBatch,
     OnBatch,
     OnBlob,
-    Transfer,
     TransferSettings,
     TransferStats,
 )
+from charter.multiparty.transfer.peers import LedgerPeers, PeerDirectory, PeerNode
+from charter.multiparty.transfer.transfer import Transfer
 from charter.multiparty.transfer.wire import BlobRef, inbox_swiss, sign_batch, verify_batch
 
 __all__ = [

@@ -30,19 +30,17 @@ import functools
 import hashlib
 import itertools
 import logging
-import os
 import random
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charter.codec.syrup import SyrupError, decode, encode
 from charter.crypto.keys import Ed25519PrivateKey
 from charter.errors import CharterError
-from charter.multiparty.transfer.blobs import DEFAULT_MAX_BLOB_BYTES, BlobStore, PartialBlob
+from charter.multiparty.transfer.blobs import BlobStore, PartialBlob
 from charter.multiparty.transfer.errors import (
     BlobNotFound,
     BlobTooLarge,
@@ -50,6 +48,16 @@ from charter.multiparty.transfer.errors import (
     TransferRefused,
 )
 from charter.multiparty.transfer.gate import InboxGate
+from charter.multiparty.transfer.grants import Grants, write_files
+from charter.multiparty.transfer.model import (
+    BlobProgress,
+    BlobState,
+    InboundBatch,
+    OnBatch,
+    OnBlob,
+    TransferSettings,
+    TransferStats,
+)
 from charter.multiparty.transfer.outbox import Outbox, OutboxEntry
 from charter.multiparty.transfer.peers import LedgerPeers, PeerDirectory
 from charter.multiparty.transfer.wire import (
@@ -67,7 +75,6 @@ from charter.multiparty.transfer.wire import (
     sign_batch,
     verify_batch,
 )
-from charter.node.raft_transport import Backoff
 from charter.ocapn.locator import SturdyRef
 from charter.ocapn.runtime import RemoteRef, Runtime
 
@@ -78,138 +85,11 @@ if TYPE_CHECKING:
     from charter.node.components import NodeContext
     from charter.node.ledger_service import LedgerService
 
-__all__ = [
-    "BlobProgress",
-    "BlobState",
-    "InboundBatch",
-    "OnBatch",
-    "OnBlob",
-    "Transfer",
-    "TransferSettings",
-    "TransferStats",
-]
+__all__ = ["Transfer"]
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE = (CharterError, OSError, TimeoutError, LookupError)
-
-
-@dataclass(frozen=True)
-class TransferSettings:
-    """Tunables of one node's transfer (component settings key ``"transfer"``)."""
-
-    max_batch_bytes: int = 4 << 20
-    """Largest batch sent or accepted."""
-    max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
-    """Largest blob uploaded, served or fetched."""
-    chunk_bytes: int = 256 << 10
-    """Bytes asked for per ``read-blob``."""
-    window: int = 8
-    """Batches in flight to one recipient."""
-    fetch_window: int = 4
-    """Chunks in flight for one blob."""
-    max_fetches: int = 4
-    """Blobs fetched at once."""
-    max_outbox_bytes: int = 256 << 20
-    """Undelivered batch bytes kept before ``send_batch`` answers ``OutboxFull``."""
-    max_source_refusals: int = 3
-    """Refusals (or hash mismatches) from the sources before a fetch is marked failed."""
-    connect_timeout: float = 5.0
-    call_timeout: float = 30.0
-    backoff: Backoff = field(default_factory=lambda: Backoff(base=0.05, cap=2.0))
-    remember_batches: int = 65536
-    """Hashes of batches handed up that are remembered to drop duplicates."""
-    max_inflight_per_sender: int = 64
-    """Batches of one sender being handed up at once; more are turned away (resent later)."""
-    remember_fetches: int = 1024
-    """Finished fetches still listed with their outcome (``transfers()``)."""
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> TransferSettings:
-        """Settings from a plain mapping (unknown keys are an error, not ignored)."""
-        values = dict(values or {})
-        backoff = values.pop("backoff", None)
-        s = cls(**values)
-        if isinstance(backoff, dict):
-            s = replace(s, backoff=Backoff(**backoff))
-        elif isinstance(backoff, Backoff):
-            s = replace(s, backoff=backoff)
-        return s
-
-
-@dataclass(frozen=True, slots=True)
-class InboundBatch:
-    """A verified batch from an authenticated member node."""
-
-    sender: str
-    """The node the session proved to be (never a name the batch claims)."""
-    hash: bytes
-    data: bytes
-    """Exactly the bytes that hash to ``hash`` and that ``sender`` signed."""
-    signature: bytes
-    blobs: tuple[BlobRef, ...]
-    """Blobs the sender granted this node; the transfer fetches them from the sender."""
-
-
-class BlobState(StrEnum):
-    WAITING = "waiting"
-    FETCHING = "fetching"
-    READY = "ready"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class BlobProgress:
-    hash: bytes
-    size: int
-    received: int
-    state: BlobState
-    sources: tuple[str, ...]
-    reason: str | None = None
-
-    @property
-    def fraction(self) -> float:
-        return 1.0 if self.size == 0 else self.received / self.size
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "hash": self.hash.hex(),
-            "size": str(self.size),
-            "received": str(self.received),
-            "progress": round(self.fraction, 4),
-            "state": self.state.value,
-            "sources": list(self.sources),
-            "reason": self.reason,
-        }
-
-
-OnBatch = Callable[[InboundBatch], Awaitable[bool | None]]
-"""Keep the batch (idempotently: it may come again); return to acknowledge, raise to
-have it resent later. Returning ``False`` acknowledges a batch the application will not
-use (malformed, not for this node): its blobs are then not fetched."""
-OnBlob = Callable[[BlobProgress], None]
-"""Told when a fetched blob became ``ready`` or ``failed``; must be quick and not raise."""
-
-
-@dataclass
-class TransferStats:
-    batches_sent: int = 0
-    batches_acked: int = 0
-    batches_refused_by_peer: int = 0
-    delivery_retries: int = 0
-    batches_received: int = 0
-    duplicates: int = 0
-    turned_away: int = 0
-    refused_malformed: int = 0
-    refused_hash: int = 0
-    refused_signature: int = 0
-    chunks_served: int = 0
-    chunks_refused: int = 0
-    chunks_fetched: int = 0
-    bytes_fetched: int = 0
-    fetch_retries: int = 0
-    blobs_ready: int = 0
-    blobs_failed: int = 0
 
 
 class _SourceRefused(TransferError):
@@ -275,9 +155,7 @@ class Transfer:
         self.on_blob = on_blob
         self.stats = TransferStats()
         self.blobs = BlobStore(data_dir / "blobs", max_size=s.max_blob_bytes)
-        self._grants_dir = data_dir / "blobs" / "grants"
         self._wants_dir = data_dir / "blobs" / "wants"
-        self._grants_dir.mkdir(exist_ok=True)
         self._wants_dir.mkdir(exist_ok=True)
         self._outbox = Outbox(data_dir / "outbox", max_bytes=s.max_outbox_bytes)
         self._rng = rng or random.Random()
@@ -291,7 +169,7 @@ class Transfer:
         self._fetches: dict[bytes, _Fetch] = {}
         self._finished: OrderedDict[bytes, None] = OrderedDict()
         self._fetch_slots = asyncio.Semaphore(s.max_fetches)
-        self._grants: dict[bytes, set[str]] = self._load_grants()
+        self._grants = Grants(data_dir / "blobs" / "grants")
         self._changed = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
         self._running = False
@@ -441,7 +319,7 @@ class Transfer:
             if not self.blobs.has(ref.hash) or self.blobs.size(ref.hash) != ref.size:
                 raise BlobNotFound(f"no blob {ref.hex} of {ref.size} bytes here")
         if refs and nodes:
-            await self._grant(refs, nodes)
+            await self._grants.grant((r.hash for r in refs), nodes)
         if not nodes:
             return digest
         signature = sign_batch(self.identity, self.peers.network_id, digest, refs)
@@ -649,41 +527,18 @@ class Transfer:
             f.sources.remove(source)
             path = self._wants_dir / f.hash.hex()
             if f.sources:
-                await asyncio.to_thread(_write_all, [(path, encode([f.size, list(f.sources)]))])
+                await asyncio.to_thread(write_files, [(path, encode([f.size, list(f.sources)]))])
             elif f.state is not BlobState.READY:
                 del self._fetches[f.hash]
                 path.unlink(missing_ok=True)
 
     # --- blobs: the source's side ---------------------------------------------------------
 
-    def _load_grants(self) -> dict[bytes, set[str]]:
-        grants: dict[bytes, set[str]] = {}
-        for p in self._grants_dir.iterdir():
-            if p.name.endswith(".tmp"):
-                p.unlink(missing_ok=True)
-                continue
-            try:
-                nodes = decode(p.read_bytes())
-                grants[bytes.fromhex(p.name)] = {n for n in nodes if type(n) is str}
-            except (SyrupError, ValueError, TypeError) as exc:
-                raise TransferError(f"blob grant {p} is damaged: {exc}") from exc
-        return grants
-
-    async def _grant(self, refs: Sequence[BlobRef], nodes: set[str]) -> None:
-        changed: list[tuple[Path, bytes]] = []
-        for ref in refs:
-            have = self._grants.setdefault(ref.hash, set())
-            if not nodes <= have:
-                have |= nodes
-                changed.append((self._grants_dir / ref.hex, encode(sorted(have))))
-        if changed:
-            await asyncio.to_thread(_write_all, changed)
-
     async def allow_blob(self, blob_hash: bytes, nodes: Iterable[str]) -> None:
         """Let ``nodes`` pull a blob held here (``send_batch(blobs=...)`` does this itself)."""
         if not self.blobs.has(blob_hash):
             raise BlobNotFound(f"no blob {blob_hash.hex()} here")
-        await self._grant([BlobRef(blob_hash, self.blobs.size(blob_hash))], set(nodes))
+        await self._grants.grant([blob_hash], set(nodes))
 
     def serve_blob(self, node: str, blob_hash: Any, offset: Any, length: Any) -> list[Any]:
         """A chunk for ``node`` if this node sent it a batch referencing the blob."""
@@ -699,7 +554,7 @@ class Transfer:
             self.stats.chunks_refused += 1
             return [REFUSED, f"read-blob takes a 32-byte hash, an offset and 1..{MAX_CHUNK_BYTES}"]
         # the same answer whether the blob is missing or not granted: learn nothing
-        if node not in self._grants.get(blob_hash, ()) or not self.blobs.has(blob_hash):
+        if not self._grants.allows(node, blob_hash) or not self.blobs.has(blob_hash):
             self.stats.chunks_refused += 1
             return [REFUSED, "no such blob for this node"]
         self.stats.chunks_served += 1
@@ -740,7 +595,7 @@ class Transfer:
         if self.blobs.has(ref.hash) or ref.size > self.blobs.max_size:
             return f
         path = self._wants_dir / ref.hex
-        await asyncio.to_thread(_write_all, [(path, encode([ref.size, list(f.sources)]))])
+        await asyncio.to_thread(write_files, [(path, encode([ref.size, list(f.sources)]))])
         return f
 
     async def fetch_blob(self, from_node: str, blob_hash: bytes, size: int) -> BlobProgress:
@@ -880,19 +735,3 @@ class Transfer:
                 self.stats.chunks_fetched += 1
                 self.stats.bytes_fetched += n
             self._notify()
-
-
-def _write_all(files: list[tuple[Path, bytes]]) -> None:
-    for path, data in files:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    if files:
-        fd = os.open(files[0][0].parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
