@@ -151,6 +151,8 @@ class Transfer:
             raise TransferError("max_batch_bytes must fit in one CapTP message")
         if not 0 < s.chunk_bytes <= MAX_CHUNK_BYTES:
             raise TransferError(f"chunk_bytes is 1 to {MAX_CHUNK_BYTES}")
+        if min(s.window, s.fetch_window, s.max_fetches, s.max_inflight_per_sender) < 1:
+            raise TransferError("windows and concurrency limits are at least 1")
         self.on_batch = on_batch
         self.on_blob = on_blob
         self.stats = TransferStats()
