@@ -107,5 +107,6 @@ def test_demo_act_trade_finance(stack: tuple[Path, list[StackNode]]) -> None:
     urls = {n.entry.member: n.entry.api_url for n in nodes}
     did = tokens_act(console, urls)
     text = out.getvalue()
+    print(text)
     assert "all 3 nodes agree" in text and "receipt" in text, text
     assert did["balances"]["member3"] == 200_000_00

@@ -11,8 +11,8 @@ supplier's financier) and runs:
 3. on delivery the bank pays the supplier (a transfer carrying nothing but value);
 4. the supplier lets its financier collect the financed share (an allowance), and the
    financier's node collects it as the approved operator;
-5. every node reports the same balances, supply equals minted minus burned, and the
-   payment has a receipt.
+5. every node reports the same balances, supply equals minted minus burned, the
+   financier's node has the token events, and the payment has a receipt.
 
 Every wait is bounded; each step prints one ``ok`` line. Raises ``DemoError`` on failure.
 """
@@ -88,6 +88,27 @@ def _share_delivery_note(
     _ok(console, f"{supplier} shared its delivery note privately with {financier} (not {bank})")
 
 
+def _token_events(
+    console: Console, http: httpx.Client, url: str, pool: str, payment_tx: str
+) -> None:
+    params: dict[str, str | int] = {"topic": f"tokens/{pool}", "limit": 100}
+
+    def seen() -> list[dict[str, Any]] | None:
+        r = http.get(f"{url}/api/v1/events", params=params, timeout=5.0)
+        if r.status_code == 404 and "no route" in r.text:
+            return []
+        r.raise_for_status()
+        events: list[dict[str, Any]] = r.json()
+        return events if any(e["tx_id"] == payment_tx for e in events) else None
+
+    events = until(seen, AGREE_TIMEOUT, f"token events of {pool}")
+    if not events:
+        console.print("skip token events: this node serves no events API")
+        return
+    kinds = sorted({e["type"] for e in events})
+    _ok(console, f"{len(events)} token events on the financier's event log ({', '.join(kinds)})")
+
+
 def tokens_act(
     console: Console, base_urls: Mapping[str, str], http: httpx.Client | None = None
 ) -> dict[str, Any]:
@@ -152,6 +173,7 @@ def tokens_act(
             f"all {len(members)} nodes agree on every balance of {pool}; supply 1,000,000.00 "
             f"({time.monotonic() - started:.1f} s)",
         )
+        _token_events(console, client, base_urls[financier], pool, paid["tx_id"])
         r = client.get(
             f"{base_urls[supplier]}/api/v1/tx/{paid['tx_id']}/receipt", timeout=HTTP_TIMEOUT
         )
