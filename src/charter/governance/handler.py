@@ -24,7 +24,10 @@ from an active member (``gov.member``), signed by that member's key over the sto
 bytes (``gov.signature``), not older than the constitution's request window against
 ledger time (``gov.stale``), nonce not seen within the window (``gov.replay``). Seen
 nonces are kept per member with their creation time and forgotten once older than the
-window (a request that old is refused as stale anyway).
+window (a request that old is refused as stale anyway). At most
+``MAX_NONCES_PER_SENDER`` are kept: beyond that the oldest are forgotten and the
+sender's ``floor`` rises to their creation time; a request not newer than the floor is
+refused as stale, since its nonce can no longer be checked.
 
 **Resolution.** Proposing counts as the proposer's ballot for. After the proposal and
 after every ballot the thresholds (``thresholds``) decide: accepted proposals apply
@@ -57,7 +60,8 @@ from charter.ledger.engine.tx import Write
 
 BOOTSTRAP = Symbol("charter-gov-bootstrap")
 LOGGED = Symbol("charter-gov-logged")
-MAX_NONCES_PER_SENDER = 4096
+NONCES = Symbol("charter-gov-nonces")
+MAX_NONCES_PER_SENDER = 1024
 TABLE_PREFIXES = (state.PREFIX, "charter.nodes")
 
 
@@ -172,14 +176,24 @@ class GovernanceHandler:
                 f"the request was created {now - created_ms} ms before ledger time; "
                 f"the window is {window} ms",
             )
-        seen = _nonces(d, sender)
+        floor, seen = _nonces(d, sender)
         if nonce in seen:
             raise CommandRefused("gov.replay", "this request's nonce was already used")
+        if created_ms <= floor:
+            raise CommandRefused(
+                "gov.stale",
+                "the request is older than requests of this sender whose nonces were "
+                "forgotten; sign a new one",
+            )
         kept = {n: t for n, t in seen.items() if t >= now - window}
-        if len(kept) >= MAX_NONCES_PER_SENDER:
-            raise CommandRefused("gov.replay", "too many requests within the window")
         kept[nonce] = created_ms
-        d.put(state.NONCES_TABLE, sender, encode(kept))
+        if len(kept) > MAX_NONCES_PER_SENDER:
+            # Keep the newest; anything not newer than what is forgotten is refused above.
+            ordered = sorted(kept.items(), key=lambda item: (item[1], item[0]))
+            dropped = ordered[: len(kept) - MAX_NONCES_PER_SENDER]
+            floor = max(floor, dropped[-1][1])
+            kept = dict(ordered[len(dropped) :])
+        d.put(state.NONCES_TABLE, sender, encode(Record(NONCES, floor, kept)))
         return now
 
     def _check_network(self, d: Draft, network_id: bytes) -> None:
@@ -307,14 +321,16 @@ class GovernanceHandler:
         acts.apply_node(d, node)
 
 
-def _nonces(d: Draft, sender: str) -> dict[bytes, int]:
+def _nonces(d: Draft, sender: str) -> tuple[int, dict[bytes, int]]:
+    """(floor, {nonce: created-ms}): requests at or below the floor were forgotten."""
     data = d.get(state.NONCES_TABLE, sender)
     if data is None:
-        return {}
-    value = decode(data)
-    if not isinstance(value, dict):
+        return 0, {}
+    f = r.decode_record(data, NONCES, 2, "nonce table")
+    floor = r.integer(f[0], "nonce floor")
+    if not isinstance(f[1], dict):
         raise RequestFormatError("nonce table: expected a dictionary")
-    return {k: v for k, v in value.items() if type(k) is bytes and type(v) is int}
+    return floor, {k: v for k, v in f[1].items() if type(k) is bytes and type(v) is int}
 
 
 def _replace(p: Proposal, **changes: object) -> Proposal:
