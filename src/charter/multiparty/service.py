@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +116,15 @@ class Outgoing:
 
 
 @dataclass
+class _Submit:
+    message: Outgoing
+    idempotency_key: str | None
+    done: asyncio.Future[tuple[MessageRow, bool]]
+    result: tuple[MessageRow, bool] | None = None
+    error: Exception | None = None
+
+
+@dataclass
 class _Inbound:
     signed: SignedBatch
     done: asyncio.Future[None]
@@ -145,7 +154,7 @@ class _Resend:
     pass
 
 
-_Input = Outgoing | _Inbound | _Pin | _Blob | _Time
+_Input = Outgoing | _Submit | _Inbound | _Pin | _Blob | _Time
 
 
 class MessagingService:
@@ -177,6 +186,8 @@ class MessagingService:
         self._batcher: Batcher[tuple[str, bytes], Outgoing] = Batcher(self.settings.batch)
         self.aggregator = Aggregator(self.settings.policy)
         self._nonces: dict[bytes, int] = {}
+        self._seqs: dict[str, int] = {}
+        """Local row numbers of own messages not yet sealed (for bulk updates)."""
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._unpinned: dict[bytes, SignedBatch] = {}
         """Own sealed batches whose pin this node has not yet seen applied."""
@@ -186,6 +197,8 @@ class MessagingService:
         self._tg: asyncio.TaskGroup | None = None
         self.ready = asyncio.Event()
         self.rounds = 0
+        self.observers: list[Callable[[str, str], None]] = []
+        """Called with (message id, final state) after each release commits (quick, no raising)."""
 
     @property
     def store(self) -> Store:
@@ -257,62 +270,89 @@ class MessagingService:
         return Group.of([*req.members, self.member])
 
     async def send(self, req: SendRequest, items: Sequence[DataItem]) -> tuple[MessageRow, bool]:
-        """Store a validated message and queue it for batching; (row, created)."""
+        """Store a validated message and queue it for batching; (row, created).
+
+        The writer task stores it in its next round (one transaction for many submits).
+        """
         group = self.group_for(req)
         mid = str(uuid.uuid4())
-        created = now_us()
-        ctx = Message(
-            mid,
-            req.type,
-            self.member,
-            self.node,
-            req.topic,
-            req.tag,
-            req.cid,
-            group,
-            0,
-            created,
-            (),
-        ).context
-        async with self.store.transaction() as s:
-            if req.idempotency_key is not None:
-                existing = await by_idempotency_key(s, self.member, req.idempotency_key)
+        out = Outgoing(mid, req.type, req.topic, req.tag, req.cid, group, now_us(), tuple(items))
+        done: asyncio.Future[tuple[MessageRow, bool]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Submit(out, req.idempotency_key, done))
+        return await done
+
+    async def _record_submits(self, s: Any, submits: list[_Submit]) -> list[Outgoing]:
+        """Insert the round's new messages; answer idempotent repeats and refusals."""
+        accepted: list[Outgoing] = []
+        keys: dict[str, MessageRow] = {}
+        groups: set[str] = set()
+        ids = [d.id for sub in submits for d in sub.message.data]
+        known: dict[str, DataRow] = {}
+        for i in range(0, len(ids), 500):
+            rows = (
+                await s.execute(select(DataRow).where(DataRow.id.in_(ids[i : i + 500])))
+            ).scalars()
+            known.update({r.id: r for r in rows})
+        used: set[str] = set()
+        new_data: list[DataRow] = []
+        attach: list[tuple[DataRow, str, int, str]] = []
+        for sub in submits:
+            o = sub.message
+            key = sub.idempotency_key
+            if key is not None:
+                existing = keys.get(key) or await by_idempotency_key(s, self.member, key)
                 if existing is not None:
-                    return existing, False
-            await ensure_group(s, group.hash.hex(), list(group.members))
+                    sub.result = (existing, False)
+                    continue
+            taken = {d.id: known[d.id] for d in o.data if d.id in known}
+            if any(r.message_id is not None or r.id in used for r in taken.values()):
+                sub.error = InvalidMessage("a data item belongs to another message")
+                continue
+            used.update(taken)
+            gh = o.group.hash.hex()
+            if gh not in groups:
+                await ensure_group(s, gh, list(o.group.members))
+                groups.add(gh)
+            probe = Message(
+                o.id, o.type, self.member, self.node, o.topic, o.tag, o.cid, o.group, 0, 0, ()
+            )
             row = MessageRow(
-                id=mid,
+                id=o.id,
                 member=self.member,
                 node=self.node,
-                idempotency_key=req.idempotency_key,
-                type=req.type,
-                topic=req.topic,
-                group_hash=group.hash.hex(),
-                context=ctx.hex(),
+                idempotency_key=key,
+                type=o.type,
+                topic=o.topic,
+                group_hash=gh,
+                context=probe.context.hex(),
                 state="pending",
-                cid=req.cid or None,
-                created_us=created,
+                cid=o.cid or None,
+                created_us=o.created_us,
             )
             if hasattr(MessageRow, "tag"):
-                setattr(row, "tag", req.tag or None)  # noqa: B010
+                setattr(row, "tag", o.tag or None)  # noqa: B010
             s.add(row)
-            await s.flush()
-            for pos, d in enumerate(items):
-                existing_data = (
-                    await s.execute(select(DataRow).where(DataRow.id == d.id))
-                ).scalar_one_or_none()
+            for pos, d in enumerate(o.data):
+                existing_data = taken.get(d.id)
                 if existing_data is not None:
-                    if existing_data.message_id is not None:
-                        raise InvalidMessage(f"data {d.id} belongs to another message")
-                    existing_data.message_id = mid
-                    existing_data.position = pos
-                    existing_data.hash = d.hash.hex()
+                    attach.append((existing_data, o.id, pos, d.hash.hex()))
                 else:
-                    s.add(_data_row(d, mid, pos, created))
-        self._queue.put_nowait(
-            Outgoing(mid, req.type, req.topic, req.tag, req.cid, group, created, tuple(items))
-        )
-        return row, True
+                    new_data.append(_data_row(d, o.id, pos, o.created_us))
+            if key is not None:
+                keys[key] = row
+            sub.result = (row, True)
+            accepted.append(o)
+        if accepted:
+            await s.flush()  # messages first: data rows refer to them
+            s.add_all(new_data)
+            for data_row, mid, pos, digest in attach:
+                data_row.message_id = mid
+                data_row.position = pos
+                data_row.hash = digest
+            for sub in submits:
+                if sub.result is not None and sub.result[1]:
+                    self._seqs[sub.result[0].id] = sub.result[0].seq
+        return accepted
 
     async def wait_final(self, message_id: str, within: float) -> str | None:
         """The message's final state (confirmed/failed), or None if ``within`` passed."""
@@ -444,14 +484,17 @@ class MessagingService:
         pins: list[PinRow] = []
         agg = self.aggregator
         now = time.monotonic()
-        seal_due: list[Sealed[tuple[str, bytes], Outgoing]] = []
-        for item in inputs:
-            if isinstance(item, Outgoing):
-                key = (item.kind, item.group.hash)
-                seal_due.extend(self._batcher.add(key, item, item.size(), now))
-        seal_due.extend(self._batcher.tick(now))
+        submits = [i for i in inputs if isinstance(i, _Submit)]
         try:
             async with self.store.transaction() as s:
+                fresh = [i for i in inputs if isinstance(i, Outgoing)]
+                if submits:
+                    fresh += await self._record_submits(s, submits)
+                seal_due: list[Sealed[tuple[str, bytes], Outgoing]] = []
+                for o in fresh:
+                    key = (o.kind, o.group.hash)
+                    seal_due.extend(self._batcher.add(key, o, o.size(), now))
+                seal_due.extend(self._batcher.tick(now))
                 for group in seal_due:
                     signed = self._seal(group)
                     sealed.append(signed)
@@ -496,13 +539,22 @@ class MessagingService:
                 if sealed:
                     await save_state(s, SENDER_STATE, _encode_nonces(self._nonces))
         except BaseException as exc:
+            err = exc if isinstance(exc, Exception) else MultipartyError("stopped")
             for fut in acks:
                 if not fut.done():
-                    fut.set_exception(
-                        exc if isinstance(exc, Exception) else MultipartyError("stopped")
-                    )
+                    fut.set_exception(err)
+            for sub in submits:
+                if not sub.done.done():
+                    sub.done.set_exception(err)
             raise
         self.rounds += 1
+        for sub in submits:
+            if sub.done.done():
+                continue
+            if sub.result is not None:
+                sub.done.set_result(sub.result)
+            else:
+                sub.done.set_exception(sub.error or MultipartyError("not stored"))
         for fut in acks:
             if not fut.done():
                 fut.set_result(None)
@@ -510,6 +562,8 @@ class MessagingService:
             for waiter in self._waiters.pop(mid, []):
                 if not waiter.done():
                     waiter.set_result(final)
+            for observe in self.observers:
+                observe(mid, final)
         if self._tg is not None:
             for signed in sealed:
                 self._unpinned[signed.hash] = signed
@@ -584,15 +638,19 @@ class MessagingService:
                 created_us=b.created_us,
             )
         )
-        await s.execute(
-            update(MessageRow)
-            .where(MessageRow.id.in_([m.id for m in b.messages]))
-            .values(state="sent", batch_id=h)
-        )
-        for m in b.messages:
-            await s.execute(
-                update(MessageRow).where(MessageRow.id == m.id).values(hash=m.hash.hex())
+        missing = [m.id for m in b.messages if m.id not in self._seqs]
+        if missing:
+            rows = await s.execute(
+                select(MessageRow.id, MessageRow.seq).where(MessageRow.id.in_(missing))
             )
+            self._seqs.update({mid: seq for mid, seq in rows})
+        await s.execute(
+            update(MessageRow),
+            [
+                {"seq": self._seqs.pop(m.id), "state": "sent", "batch_id": h, "hash": m.hash.hex()}
+                for m in b.messages
+            ],
+        )
 
     async def _record_inbound(self, s: Any, signed: SignedBatch) -> list[Held] | None:
         """Store a received batch and its messages; None if it was here already."""
