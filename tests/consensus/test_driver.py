@@ -589,3 +589,32 @@ async def test_storage_jobs_run_off_the_loop_between_readies() -> None:
     got: list[tuple[object, Exception | None]] = []
     mem.drivers[1].storage_job(lambda: 7, lambda r, e: got.append((r, e)))
     assert got == [(7, None)]
+
+
+async def test_a_single_voter_sends_nothing_of_a_term_it_has_not_persisted() -> None:
+    """A lone voter wins its election within one Ready: its appends to a learner must
+    wait until the new term is durable (else a crash could reuse the term elsewhere)."""
+    conf = ConfState(frozenset({1}), frozenset({2}))
+    storages: dict[int, EntryGatedStorage] = {}
+
+    def make(nid: int, _: ConfState) -> RaftStorage:
+        storages[nid] = EntryGatedStorage.bootstrap(conf)  # type: ignore[assignment]
+        return storages[nid]
+
+    c = Cluster([1, 2], make)
+    storages[1].gate.clear()
+    async with asyncio.TaskGroup() as tg:
+        c.start(tg, 1)
+        c.start(tg, 2)
+        async with asyncio.timeout(WAIT):
+            await asyncio.to_thread(storages[1].entered.wait, WAIT)
+        lead = c.drivers[1]
+        assert lead.node.role is Role.LEADER and storages[1].busy
+        await asyncio.sleep(TICK * 4)
+        assert c.drivers[2].node.term < lead.node.term  # nothing of the new term arrived
+        storages[1].gate.set()
+        async with asyncio.timeout(WAIT):
+            index = await lead.propose(b"x")
+            await c.net.wait_for(lambda: c.drivers[2].applied_index >= index)
+        for nid in list(c.drivers):
+            await c.stop(nid)

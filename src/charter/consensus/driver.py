@@ -7,6 +7,13 @@ thread, one Ready at a time: while that persist is in flight neither the core no
 storage is touched, and ticks, received messages and client calls wait in a queue that is
 fed to the core, in arrival order, once the Ready has been advanced. A memory storage is
 persisted inline, so in-memory clusters stay fast and deterministic.
+
+Progress is driven by events, never by the next tick: a Ready is taken as soon as the
+previous one is advanced, a leader's appends leave before its own persist (Raft thesis
+10.2.1; see ``_send_early``), and a Ready the storage says needs no I/O (``needs_io``:
+only the commit index moved, messages to send) is handled on the loop without a thread
+hop. The application's own storage writes (snapshots, compaction) go through
+``storage_job`` so that they too run in the worker thread, between Readies.
 """
 
 from __future__ import annotations
@@ -143,6 +150,8 @@ class RaftDriver:
         self._held: deque[Callable[[], None]] = deque()
         self._jobs: deque[tuple[Callable[[], Any], StorageJobDone]] = deque()
         self._calls: set[asyncio.Future[Any]] = set()
+        hs, _ = storage.initial_state()
+        self._durable_term_vote = (hs.term, hs.vote)
         self.applied_index = storage.snapshot_index()
         if restore is not None and self.applied_index > 0:
             # A restarted node's application starts from its latest snapshot; the core then
@@ -276,7 +285,12 @@ class RaftDriver:
         leading messages were sent (the rest keep their order behind them).
         """
         node = self.node
-        if node.role is not Role.LEADER:
+        hs = rd.hard_state
+        if node.role is not Role.LEADER or (
+            hs is not None and (hs.term, hs.vote) != self._durable_term_vote
+        ):
+            # (a single voter wins its election within one Ready: its new term is not
+            # durable yet, so nothing of that term may leave before the persist)
             return 0
         term = node.term
         sent = 0
@@ -316,6 +330,8 @@ class RaftDriver:
 
     def _after_persist(self, rd: Ready, sent: int = 0) -> None:
         node = self.node
+        if rd.hard_state is not None:
+            self._durable_term_vote = (rd.hard_state.term, rd.hard_state.vote)
         msgs = rd.messages
         for m in msgs[sent:] if sent else msgs:
             if not self._net.send(m):
