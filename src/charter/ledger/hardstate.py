@@ -6,6 +6,8 @@ snapshot file and which log directory are current, so that replacing any of them
 snapshot installed from the leader resets the log) is one atomic rename of this file.
 It is small and fixed-size, checksummed with CRC32C, and only ever replaced whole:
 write a temporary file, fsync it, rename it over the old one, fsync the directory.
+Its commit index is a lower bound: the storage rewrites the file for a new term or vote
+(and for snapshots and compaction), not for every commit (``raft_storage`` says why).
 
 A snapshot file holds the snapshot's metadata (index, term, voters, learners) and the
 application's data under one CRC32C. It is written under a fresh name, fsynced, and only
