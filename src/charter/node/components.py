@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from charter.crypto.keys import Ed25519PrivateKey
 from charter.ledger.engine import CommandHandler
+from charter.node.membership import membership_component
 from charter.ocapn.runtime import Runtime
 from charter.tokens.component import tokens_component
 
@@ -80,7 +81,7 @@ def default_factories() -> list[ComponentFactory]:
     from charter.governance.component import governance_component
     from charter.multiparty.component import multiparty_component
 
-    return [governance_component, tokens_component, multiparty_component]
+    return [governance_component, membership_component, tokens_component, multiparty_component]
 
 
 def assemble(

@@ -37,15 +37,17 @@ from starlette.routing import Route
 
 from charter import __version__
 from charter.api import NodeInfo, create_app
-from charter.consensus.types import ConfState
 from charter.crypto.certs import certificate_from_pem, load_certificate
 from charter.errors import CharterError
 from charter.ledger.raft_storage import DurableRaftStorage
 from charter.ledger.signatures import SignaturePolicy
 from charter.node.components import Component, NodeContext, assemble, merged_handlers
 from charter.node.config import NodeConfig, load_node_config
+from charter.node.join import bootstrap_conf, ledger_view, load_keys
 from charter.node.ledger_service import LedgerMember, LedgerNetwork, LedgerService, LedgerSettings
-from charter.node.network import Network, NodeKeys, load_network, load_node_keys
+from charter.node.membership import COMPONENT_NAME as MEMBERSHIP
+from charter.node.membership import Admission
+from charter.node.network import Network, NodeKeys, load_network
 from charter.ocapn.netlayer.tls import TlsNetlayer
 from charter.ocapn.runtime import Runtime
 from charter.ops import NodeMetrics, configure_logging
@@ -132,7 +134,7 @@ def load_setup(config_path: Path | str) -> NodeSetup:
     path = Path(config_path).absolute()
     config = load_node_config(path)
     network = load_network(config.network_file)
-    keys = load_node_keys(config, network)
+    keys = load_keys(config, network)  # a joined node: its own files and join.json
     return NodeSetup(path, config, network, keys)
 
 
@@ -176,7 +178,7 @@ async def run_node(config_path: Path | str, *, log_level: str = "info") -> None:
     # logs anything, so the refusal is the one line on stderr.
     # NodeMetrics' storage is a DurableRaftStorage whose persist feeds the fsync histogram.
     metrics = NodeMetrics()
-    storage = metrics.durable_storage(raft_dir, bootstrap=ConfState(frozenset(network.voters)))
+    storage = metrics.durable_storage(raft_dir, bootstrap=bootstrap_conf(network, entry))
     configure_logging(json=True, level=log_level, node=config.name)
     recovery = storage.recovery
     torn = recovery.log.torn_tail
@@ -213,7 +215,8 @@ def _first(group: BaseExceptionGroup[CharterError]) -> CharterError:
 async def _serve(setup: NodeSetup, storage: DurableRaftStorage, metrics: NodeMetrics) -> None:
     config, keys = setup.config, setup.keys
     entry = keys.entry
-    pinned = {n.designator for n in setup.network.nodes}
+    # the network file's node keys, then whichever the ledger trusts (membership watcher)
+    admission = Admission(n.designator for n in setup.network.nodes)
     api_sock = _bind(config.api.host, config.api.port, "the REST API")
     with contextlib.ExitStack() as sockets:
         sockets.callback(api_sock.close)
@@ -228,7 +231,7 @@ async def _serve(setup: NodeSetup, storage: DurableRaftStorage, metrics: NodeMet
             keys.identity.to_cryptography(),
             config.ocapn.host,
             config.ocapn.port,
-            allow=pinned.__contains__,
+            allow=admission,
         )
         runtime = Runtime([netlayer])
         try:
@@ -247,12 +250,13 @@ async def _serve(setup: NodeSetup, storage: DurableRaftStorage, metrics: NodeMet
             data_dir=config.data_dir,
             network=setup.network,
             store_url=config.store_url,
+            settings={MEMBERSHIP: {"admission": admission}},
         )
         try:
             components = assemble(ctx)
             service = LedgerService(
                 runtime,
-                ledger_network(setup.network),
+                ledger_network(ledger_view(setup.network, entry)),
                 entry.raft_id,
                 batch_key=keys.identity,
                 ledger_key=keys.ledger,
