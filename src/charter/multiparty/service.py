@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, select, update
+from sqlalchemy import JSON, bindparam, insert, select, update
 
 from charter.crypto.keys import Ed25519PrivateKey
 from charter.errors import CharterError
@@ -186,8 +186,6 @@ class MessagingService:
         self._batcher: Batcher[tuple[str, bytes], Outgoing] = Batcher(self.settings.batch)
         self.aggregator = Aggregator(self.settings.policy)
         self._nonces: dict[bytes, int] = {}
-        self._seqs: dict[str, int] = {}
-        """Local row numbers of own messages not yet sealed (for bulk updates)."""
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._unpinned: dict[bytes, SignedBatch] = {}
         """Own sealed batches whose pin this node has not yet seen applied."""
@@ -294,8 +292,9 @@ class MessagingService:
             ).scalars()
             known.update({r.id: r for r in rows})
         used: set[str] = set()
-        new_data: list[DataRow] = []
-        attach: list[tuple[DataRow, str, int, str]] = []
+        new_messages: list[dict[str, Any]] = []
+        new_data: list[dict[str, Any]] = []
+        attach: list[dict[str, Any]] = []
         for sub in submits:
             o = sub.message
             key = sub.idempotency_key
@@ -329,29 +328,22 @@ class MessagingService:
                 cid=o.cid or None,
                 created_us=o.created_us,
             )
-            if hasattr(MessageRow, "tag"):
-                setattr(row, "tag", o.tag or None)  # noqa: B010
-            s.add(row)
+            new_messages.append(_message_values(row, o.tag))
             for pos, d in enumerate(o.data):
                 existing_data = taken.get(d.id)
                 if existing_data is not None:
-                    attach.append((existing_data, o.id, pos, d.hash.hex()))
+                    attach.append(
+                        {"b_id": d.id, "message_id": o.id, "position": pos, "hash": d.hash.hex()}
+                    )
                 else:
-                    new_data.append(_data_row(d, o.id, pos, o.created_us))
+                    new_data.append(_data_values(d, o.id, pos, o.created_us))
             if key is not None:
                 keys[key] = row
             sub.result = (row, True)
             accepted.append(o)
-        if accepted:
-            await s.flush()  # messages first: data rows refer to them
-            s.add_all(new_data)
-            for data_row, mid, pos, digest in attach:
-                data_row.message_id = mid
-                data_row.position = pos
-                data_row.hash = digest
-            for sub in submits:
-                if sub.result is not None and sub.result[1]:
-                    self._seqs[sub.result[0].id] = sub.result[0].seq
+        await insert_rows(s, MESSAGES, new_messages)  # messages first: data refer to them
+        await insert_rows(s, DATA, new_data)
+        await update_rows(s, DATA, "id", attach)
         return accepted
 
     async def wait_final(self, message_id: str, within: float) -> str | None:
@@ -481,7 +473,7 @@ class MessagingService:
         released: list[Released] = []
         sealed: list[SignedBatch] = []
         acks: list[asyncio.Future[None]] = []
-        pins: list[PinRow] = []
+        pins: list[dict[str, Any]] = []
         agg = self.aggregator
         now = time.monotonic()
         submits = [i for i in inputs if isinstance(i, _Submit)]
@@ -524,10 +516,10 @@ class MessagingService:
                     released += agg.tick(self._ledger_time)
                 contexts = dict((r.pin, c) for r, c in agg.take_attributed())
                 for p in pins:
-                    c = contexts.pop(bytes.fromhex(p.pin), None)
+                    c = contexts.pop(bytes.fromhex(p["pin"]), None)
                     if c is not None:
-                        p.context = c.hex()
-                s.add_all(pins)
+                        p["context"] = c.hex()
+                await insert_rows(s, PINS, pins)
                 for pin, c in contexts.items():  # placed later than first seen
                     await s.execute(
                         update(PinRow)
@@ -625,29 +617,13 @@ class MessagingService:
     async def _record_sealed(self, s: Any, signed: SignedBatch) -> None:
         b = signed.batch
         h = signed.hash.hex()
-        s.add(
-            BatchRow(
-                id=h,
-                hash=h,
-                author=b.author_member,
-                node=b.author_node,
-                type=b.kind,
-                group_hash=b.group.hash.hex(),
-                payload=signed.raw,
-                state="sealed",
-                created_us=b.created_us,
-            )
-        )
-        missing = [m.id for m in b.messages if m.id not in self._seqs]
-        if missing:
-            rows = await s.execute(
-                select(MessageRow.id, MessageRow.seq).where(MessageRow.id.in_(missing))
-            )
-            self._seqs.update({mid: seq for mid, seq in rows})
-        await s.execute(
-            update(MessageRow),
+        await insert_rows(s, BATCHES, [_batch_values(signed, "sealed")])
+        await update_rows(
+            s,
+            MESSAGES,
+            "id",
             [
-                {"seq": self._seqs.pop(m.id), "state": "sent", "batch_id": h, "hash": m.hash.hex()}
+                {"b_id": m.id, "state": "sent", "batch_id": h, "hash": m.hash.hex()}
                 for m in b.messages
             ],
         )
@@ -655,33 +631,25 @@ class MessagingService:
     async def _record_inbound(self, s: Any, signed: SignedBatch) -> list[Held] | None:
         """Store a received batch and its messages; None if it was here already."""
         h = signed.hash.hex()
-        if await s.get(BatchRow, h) is not None:
+        if (await s.execute(select(BatchRow.id).where(BatchRow.id == h))).first() is not None:
             return None
         b = signed.batch
         ids = [m.id for m in b.messages]
-        taken = (await s.execute(select(MessageRow.id).where(MessageRow.id.in_(ids)))).scalars()
-        if list(taken):
+        taken = (await s.execute(select(MessageRow.id).where(MessageRow.id.in_(ids)))).first()
+        if taken is not None:
             log.warning("mp.batch.refused", extra={"batch": h, "reason": "message id reused"})
             return None
         await ensure_group(s, b.group.hash.hex(), list(b.group.members))
-        s.add(
-            BatchRow(
-                id=h,
-                hash=h,
-                author=b.author_member,
-                node=b.author_node,
-                type=b.kind,
-                group_hash=b.group.hash.hex(),
-                payload=signed.raw,
-                state="pending",
-                created_us=b.created_us,
-            )
-        )
+        await insert_rows(s, BATCHES, [_batch_values(signed, "pending")])
+        messages: list[dict[str, Any]] = []
+        data: list[dict[str, Any]] = []
+        stamp = now_us()
         for m in b.messages:
             row = MessageRow(
                 id=m.id,
                 member=m.author_member,
                 node=m.author_node,
+                idempotency_key=None,
                 type=m.type,
                 topic=m.topic,
                 group_hash=m.group_hash.hex(),
@@ -692,17 +660,13 @@ class MessagingService:
                 cid=m.cid or None,
                 created_us=m.created_us,
             )
-            if hasattr(MessageRow, "tag"):
-                setattr(row, "tag", m.tag or None)  # noqa: B010
-            s.add(row)
-        await s.flush()
-        stamp = now_us()
-        for m in b.messages:
-            for pos, d in enumerate(m.data):
-                s.add(_data_row(d, m.id, pos, stamp))
+            messages.append(_message_values(row, m.tag))
+            data.extend(_data_values(d, m.id, pos, stamp) for pos, d in enumerate(m.data))
+        await insert_rows(s, MESSAGES, messages)
+        await insert_rows(s, DATA, data)
         return [self._held(m, signed.hash) for m in b.messages]
 
-    def _take_pin(self, item: _Pin, pins: list[PinRow]) -> list[Released]:
+    def _take_pin(self, item: _Pin, pins: list[dict[str, Any]]) -> list[Released]:
         agg = self.aggregator
         try:
             cmd = parse_body(item.body)
@@ -716,18 +680,19 @@ class MessagingService:
             self._unpinned.pop(cmd.batch_hash, None)
         stamp = now_us()
         for i, p in enumerate(cmd.pins):
-            row = PinRow(
-                ledger_seqno=item.seqno,
-                tx_id=item.tx_id,
-                pin=p.hex(),
-                batch_hash=cmd.batch_hash.hex(),
-                index_in_batch=i,
-                dispatched=False,
-                created_us=stamp,
-            )
+            row: dict[str, Any] = {
+                "ledger_seqno": item.seqno,
+                "tx_id": item.tx_id,
+                "pin": p.hex(),
+                "batch_hash": cmd.batch_hash.hex(),
+                "context": None,
+                "index_in_batch": i,
+                "dispatched": False,
+                "created_us": stamp,
+            }
             for name, value in (("submitter", item.submitter), ("time_us", item.time_us)):
-                if hasattr(PinRow, name):
-                    setattr(row, name, value)
+                if name in PINS.c:
+                    row[name] = value
             pins.append(row)
         return agg.pin_committed(
             item.seqno, item.tx_id, item.time_us, item.submitter, cmd.batch_hash, cmd.pins
@@ -737,22 +702,26 @@ class MessagingService:
         if not released:
             return {}
         ids = [r.message_id for r in released if r.message_id is not None]
-        rows = {
-            m.id: m
-            for m in (await s.execute(select(MessageRow).where(MessageRow.id.in_(ids)))).scalars()
-        }
+        rows: dict[str, Any] = {}
+        for i in range(0, len(ids), 500):
+            got = await s.execute(
+                select(
+                    MessageRow.id, MessageRow.topic, MessageRow.member, MessageRow.group_hash
+                ).where(MessageRow.id.in_(ids[i : i + 500]))
+            )
+            rows.update({r.id: r for r in got})
         events: list[NewEvent] = []
         finals: dict[str, str] = {}
         stamp = now_us()
         updates: list[dict[str, Any]] = []
-        batches: dict[str, str] = {}
+        batches: set[str] = set()
         for r in released:
             row = rows.get(r.message_id or "")
             state: str = r.outcome
             if row is not None:
                 updates.append(
                     {
-                        "seq": row.seq,
+                        "b_id": row.id,
                         "state": state,
                         "pin_seqno": r.pin.seqno,
                         "pin_tx_id": r.pin.tx_id,
@@ -762,7 +731,7 @@ class MessagingService:
                 )
                 finals[row.id] = state
                 if state == "confirmed":
-                    batches[r.pin.batch_hash.hex()] = "confirmed"
+                    batches.add(r.pin.batch_hash.hex())
             events.append(
                 NewEvent(
                     "message_confirmed" if state == "confirmed" else "message_failed",
@@ -774,10 +743,10 @@ class MessagingService:
                     tx_id=r.pin.tx_id,
                 )
             )
-        if updates:
-            await s.execute(update(MessageRow), updates)
-        for bh, state in batches.items():
-            await s.execute(update(BatchRow).where(BatchRow.id == bh).values(state=state))
+        await update_rows(s, MESSAGES, "id", updates)
+        await update_rows(
+            s, BATCHES, "id", [{"b_id": h, "state": "confirmed"} for h in sorted(batches)]
+        )
         await append_events(s, events)
         return finals
 
@@ -833,20 +802,71 @@ class MessagingService:
             self._clock_pending = False
 
 
-def _data_row(d: DataItem, message_id: str, pos: int, stamp: int) -> DataRow:
-    return DataRow(
-        id=d.id,
-        message_id=message_id,
-        position=pos,
-        value=_json_value(d.json_value()),
-        datatype_name=d.datatype_name or None,
-        datatype_version=d.datatype_version or None,
-        blob_hash=d.blob_hash.hex() if d.blob_hash else None,
-        blob_size=d.blob_size if d.blob_hash else None,
-        blob_name=d.blob_name or None,
-        hash=d.hash.hex(),
-        created_us=stamp,
+MESSAGES = MessageRow.__table__
+DATA = DataRow.__table__
+BATCHES = BatchRow.__table__
+PINS = PinRow.__table__
+
+
+async def insert_rows(s: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """One executemany per table (no ORM objects: thousands of rows per round)."""
+    if rows:
+        await s.execute(insert(table), rows)
+
+
+async def update_rows(s: Any, table: Any, key: str, rows: list[dict[str, Any]]) -> None:
+    """Update rows by ``key`` (given as ``b_<key>``); every dict has the same columns."""
+    if not rows:
+        return
+    columns = [c for c in rows[0] if c != f"b_{key}"]
+    stmt = (
+        update(table)
+        .where(table.c[key] == bindparam(f"b_{key}"))
+        .values({c: bindparam(c) for c in columns})
     )
+    await s.execute(stmt, rows)
+
+
+def _message_values(row: MessageRow, tag: str) -> dict[str, Any]:
+    out = {c.key: getattr(row, c.key) for c in MESSAGES.c if c.key != "seq" and c.key != "tag"}
+    if "tag" in MESSAGES.c:
+        out["tag"] = tag or None
+    return out
+
+
+def _batch_values(signed: SignedBatch, state: str) -> dict[str, Any]:
+    b = signed.batch
+    h = signed.hash.hex()
+    return {
+        "id": h,
+        "hash": h,
+        "author": b.author_member,
+        "node": b.author_node,
+        "type": b.kind,
+        "group_hash": b.group.hash.hex(),
+        "payload": signed.raw,
+        "payload_ref": None,
+        "state": state,
+        "tx_id": None,
+        "created_us": b.created_us,
+        "confirmed_us": None,
+    }
+
+
+def _data_values(d: DataItem, message_id: str, pos: int, stamp: int) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "message_id": message_id,
+        "position": pos,
+        "value": _json_value(d.json_value()),
+        "datatype_name": d.datatype_name or None,
+        "datatype_version": d.datatype_version or None,
+        "blob_hash": d.blob_hash.hex() if d.blob_hash else None,
+        "blob_size": d.blob_size if d.blob_hash else None,
+        "blob_name": d.blob_name or None,
+        "hash": d.hash.hex(),
+        "created_us": stamp,
+    }
 
 
 def _json_value(value: Any) -> Any:
