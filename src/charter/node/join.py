@@ -271,22 +271,20 @@ def build_join_request(
     return sign_join_request(request, identity)
 
 
-def governance_locator(service: LedgerService) -> Locate | None:
+def governance_locator(service: LedgerService) -> Locate:
     """Where a node listens, from governance's node record in the ledger's state."""
-    try:
-        from charter.governance import state as gov_state
-    except ImportError:  # governance not installed in this build
-        return None
+    from charter.governance import state as gov_state
+
     engine = service.engine
 
     def locate(name: str) -> tuple[str, int, str] | None:
         try:
-            info: Any = gov_state.node_info(engine, name)
+            info = gov_state.node_info(engine, name)
         except CharterError:
             return None
-        if info is None:
+        if info is None or not info.host or not 0 < info.port < 65536:
             return None
-        return str(info.host), int(info.port), str(info.api_url)
+        return info.host, info.port, info.api_url
 
     return locate
 
