@@ -105,7 +105,8 @@ def postgres_url() -> Iterator[str]:
         )  # fmt: skip
         options = (
             f"-c listen_addresses='' -k {sock} -p {PG_PORT} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+            "-c wal_level=minimal -c max_wal_senders=0"
         )
         run(
             _as_postgres(
@@ -139,27 +140,49 @@ async def fresh_postgres_database(admin_url: str, template: str | None = None) -
         host=url.query["host"], port=int(url.query["port"]), user="postgres", database="postgres"
     )
     try:
+        # FILE_COPY copies the files (no WAL, no dirty buffers for the shutdown checkpoint).
         copy = f' TEMPLATE "{template}"' if template else ""
-        await conn.execute(f'CREATE DATABASE "{name}"{copy}')
+        await conn.execute(f'CREATE DATABASE "{name}"{copy} STRATEGY FILE_COPY')
     finally:
         await conn.close()
     return url.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
-def postgres_migrated_template(postgres_url: str) -> str:
-    """A database migrated to head once per session, copied for each ``store`` test."""
-    from sqlalchemy.engine import make_url
-
+def postgres_store_database(postgres_url: str) -> str:
+    """A database migrated to head once per session; each ``store`` test empties it first."""
     from charter.store import open_store
 
     async def build() -> str:
         url = await fresh_postgres_database(postgres_url)
         store = await open_store(url, None)
         await store.close()
-        return str(make_url(url).database)
+        return url
 
     return asyncio.run(build())
+
+
+async def _emptied(url: str) -> str:
+    """Empty every table of the index schema (offsets restart at 0) and answer ``url``."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from charter.store.models import Base
+
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.query["host"],
+        port=int(parsed.query["port"]),
+        user="postgres",
+        database=parsed.database,
+    )
+    try:
+        tables = ", ".join(f'"{t}"' for t in Base.metadata.tables if t != "counters")
+        await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        await conn.execute("UPDATE counters SET value = 0")
+    finally:
+        await conn.close()
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -175,13 +198,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_target(request: pytest.FixtureRequest) -> str | None:
-    """Which database a ``store`` test runs on: None for SQLite under ``tmp_path``, or the URL
-    of a copy of a database migrated once per session (opening it checks the revision)."""
+    """Which database a ``store`` test runs on: None for SQLite under ``tmp_path``, or the
+    session's migrated PostgreSQL database, emptied (tests run one at a time)."""
     if request.param == "sqlite":
         return None
-    admin = request.getfixturevalue("postgres_url")
-    template = request.getfixturevalue("postgres_migrated_template")
-    return str(asyncio.run(fresh_postgres_database(admin, template)))
+    return asyncio.run(_emptied(request.getfixturevalue("postgres_store_database")))
 
 
 @pytest.fixture
