@@ -330,7 +330,22 @@ def open_stack(name: str) -> tuple[Network, list[StackNode]]:
                 f"not {entry.name!r} of {entry.member!r}"
             )
         nodes.append(StackNode(entry, config, config_path))
+    nodes.extend(_joined_nodes(directory, network, {n.entry.name for n in nodes}))
     return network, nodes
+
+
+def _joined_nodes(directory: Path, network: Network, genesis: set[str]) -> list[StackNode]:
+    """Nodes that joined the running network (``charter node join --stack``): a node
+    directory under a member's whose data holds the join record."""
+    from charter.node.join import JOIN_FILE, load_keys
+
+    joined: list[StackNode] = []
+    for config_path in sorted(directory.glob(f"*/*/{NODE_CONFIG_FILE}")):
+        config = load_node_config(config_path)
+        if config.name in genesis or not (config.data_dir / JOIN_FILE).is_file():
+            continue
+        joined.append(StackNode(load_keys(config, network).entry, config, config_path))
+    return joined
 
 
 Name = Annotated[str, typer.Argument(help="Stack name (lowercase letters, digits, '-').")]

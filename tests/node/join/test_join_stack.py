@@ -5,6 +5,7 @@ the network available. Every process is killed at teardown; every wait is bounde
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -230,3 +231,33 @@ def test_a_new_member_joins_votes_and_the_leader_retires(net: Net) -> None:
     assert new_leader != leader
     for i, n in enumerate(rest):
         net.put(n, f"after-retire-{i}", {"i": i})
+
+
+def test_the_cli_refuses_a_node_whose_measurement_is_not_allowed(
+    net: Net, cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import charter.node.measurement
+
+    monkeypatch.setattr(charter.node.measurement, "measure", lambda root=None: "ab" * 32)
+    result = cli(
+        "node", "join", "--network", str(net.root / "network.json"), "--member", NEW,
+        "--words-file", str(net.root / NEW / "member.words"), "--dir", str(tmp_path / "n"),
+        "--name", "unmeasured-node", "--api-port", "3", "--timeout", "5",
+    )  # fmt: skip
+    line = result.error_line()
+    assert result.code == 1 and "node.join.refused" in line and "gov.measurement" in line, line
+
+
+def test_the_stack_commands_include_the_joined_node(net: Net) -> None:
+    """info and status list the joined node; down stops it with the others."""
+    info = charter(net.home, "stack", "info", net.name, "--json")
+    out, err = info.communicate(timeout=60)
+    nodes = {n["name"]: n for n in json.loads(out)["nodes"]}
+    assert nodes[NEW_NODE]["pid"] is not None and nodes[NEW_NODE]["api_url"] == net.urls[NEW_NODE]
+    status = charter(net.home, "stack", "status", net.name, "--json")
+    out, err = status.communicate(timeout=60)
+    rows = {r["node"]: r for r in json.loads(out)["nodes"]}
+    assert rows[NEW_NODE]["reachable"], rows
+    down = charter(net.home, "stack", "down", net.name)
+    out, err = down.communicate(timeout=90)
+    assert down.returncode == 0 and f"{NEW_NODE}: stopped" in out, out + err
