@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -104,3 +105,41 @@ def test_upgrading_an_older_schema_keeps_its_rows(store_url: str | None, tmp_pat
             await new.close()
 
     asyncio.run(fill_then_open())
+
+
+_OPEN_IN_A_PROCESS = """
+import asyncio, sys
+from pathlib import Path
+from charter.store import open_store
+from charter.store.migrate import current_revision
+
+async def main() -> None:
+    url = sys.argv[1] or None
+    store = await open_store(url, Path(sys.argv[2]))
+    print(await current_revision(store))
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_opening_a_new_database_do_not_race(
+    store_url: str | None, tmp_path: Path
+) -> None:
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _OPEN_IN_A_PROCESS,
+            store_url or "",
+            str(tmp_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    async with asyncio.timeout(120):
+        results = [await p.communicate() for p in procs]
+    for p, (out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err.decode()
+        assert out.decode().strip() == head_revision()
