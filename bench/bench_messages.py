@@ -158,10 +158,10 @@ async def _phase(
         async with inflight:
             items = [DataItem(str(uuid.uuid4()), canonical_json(payload))]
             start = time.perf_counter()
-            row, _ = await sender.send(
+            mid, _ = await sender.send(
                 SendRequest("private", "bench", members=("member-2",)), items
             )
-            tracker.started[row.id] = start
+            tracker.started[mid] = start
 
     async with asyncio.TaskGroup() as tg:
         while True:
@@ -229,8 +229,8 @@ async def _run_db(db: str, admin_url: str | None, args: argparse.Namespace) -> d
                 return c.messaging
 
             async with asyncio.timeout(30):
-                while not all(mp(n).ready.is_set() for n in (1, 2, 3)):
-                    await asyncio.sleep(0.05)
+                for n in (1, 2, 3):
+                    await mp(n).ready.wait()
             out: dict[str, Any] = {}
             phases = [
                 ("warmup", 200.0, 1.0),

@@ -217,7 +217,7 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
             body.idempotency_key,
         )
         try:
-            msg, created = await s.send(req, items)
+            mid, created = await s.send(req, items)
         except InvalidMessage as exc:
             raise Problem(400, exc.code, exc.message) from None
         except IntegrityError:
@@ -226,11 +226,11 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
             ) from None
         status = 202 if created else 200
         if wait == "confirmed":
-            final = await s.wait_final(msg.id, min(wait_s, MAX_WAIT_S))
+            final = await s.wait_final(mid, min(wait_s, MAX_WAIT_S))
             status = 200 if final is not None else 202
         async with s.store.read() as session:
-            fresh = await get_message(session, msg.id)
-            data = (await data_of(session, [msg.id]))[msg.id]
+            fresh = await get_message(session, mid)
+            data = (await data_of(session, [mid]))[mid]
         assert fresh is not None
         return JSONResponse(_message_json(fresh, data), status_code=status)
 

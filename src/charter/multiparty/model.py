@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from charter.codec.syrup import Record, Symbol, encode
@@ -71,6 +71,7 @@ class Group:
     """Sorted, unique member names."""
 
     members: tuple[str, ...]
+    hash: bytes = field(init=False, compare=False, repr=False)
 
     @classmethod
     def of(cls, members: Iterable[str]) -> Group:
@@ -82,10 +83,8 @@ class Group:
     def __post_init__(self) -> None:
         if list(self.members) != sorted(set(self.members)) or not self.members:
             raise InvalidMessage("group members must be sorted, unique and non-empty")
-
-    @property
-    def hash(self) -> bytes:
-        return hashlib.sha256(encode(Record(_GROUP, list(self.members)))).digest()
+        digest = hashlib.sha256(encode(Record(_GROUP, list(self.members)))).digest()
+        object.__setattr__(self, "hash", digest)
 
 
 def context_of(topic: str, group_hash: bytes) -> bytes:
@@ -183,6 +182,8 @@ class Message:
     nonce: int
     created_us: int
     data: tuple[DataItem, ...]
+    context: bytes = field(init=False, compare=False, repr=False)
+    pin: bytes = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.type not in MESSAGE_TYPES:
@@ -193,18 +194,13 @@ class Message:
             raise InvalidMessage(f"a message holds at most {MAX_DATA_ITEMS} data items")
         if self.nonce < 0:
             raise InvalidMessage("a nonce is not negative")
+        context = context_of(self.topic, self.group.hash)
+        object.__setattr__(self, "context", context)
+        object.__setattr__(self, "pin", pin_of(context, self.author_node, self.nonce))
 
     @property
     def group_hash(self) -> bytes:
         return self.group.hash
-
-    @property
-    def context(self) -> bytes:
-        return context_of(self.topic, self.group.hash)
-
-    @property
-    def pin(self) -> bytes:
-        return pin_of(self.context, self.author_node, self.nonce)
 
     @property
     def blobs(self) -> tuple[bytes, ...]:

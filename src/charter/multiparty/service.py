@@ -119,8 +119,8 @@ class Outgoing:
 class _Submit:
     message: Outgoing
     idempotency_key: str | None
-    done: asyncio.Future[tuple[MessageRow, bool]]
-    result: tuple[MessageRow, bool] | None = None
+    done: asyncio.Future[tuple[str, bool]]
+    result: tuple[str, bool] | None = None
     error: Exception | None = None
 
 
@@ -225,13 +225,14 @@ class MessagingService:
             self._deadline_us = None
             self._queue.put_nowait(_Time(self._ledger_time))
 
-    async def on_batch(self, inbound: Any) -> None:
-        """Transfer callback: a batch from an authenticated member node. Return = ack."""
+    async def on_batch(self, inbound: Any) -> bool | None:
+        """Transfer callback: a batch from an authenticated member node. Return = ack;
+        ``False`` = acknowledged but refused (the transfer then fetches none of its blobs)."""
         try:
             signed = SignedBatch.decode(inbound.data)
         except MalformedBatch as exc:
             log.warning("mp.batch.refused", extra={"sender": inbound.sender, "reason": exc.message})
-            return  # acknowledged: resending it would not make it well-formed
+            return False  # acknowledged: resending it would not make it well-formed
         b = signed.batch
         key = self.node_keys.get(b.author_node)
         if (
@@ -241,15 +242,16 @@ class MessagingService:
             or self.member not in b.group.members
         ):
             log.warning("mp.batch.refused", extra={"sender": inbound.sender, "reason": "author"})
-            return
+            return False
         try:
             signed.verify(key)
         except MalformedBatch:
             log.warning("mp.batch.refused", extra={"sender": inbound.sender, "reason": "signature"})
-            return
+            return False
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Inbound(signed, done))
         await done
+        return None
 
     def on_blob(self, progress: Any) -> None:
         if str(getattr(progress.state, "value", progress.state)) == "ready":
@@ -267,22 +269,22 @@ class MessagingService:
             raise InvalidMessage("a private message names its group's members")
         return Group.of([*req.members, self.member])
 
-    async def send(self, req: SendRequest, items: Sequence[DataItem]) -> tuple[MessageRow, bool]:
-        """Store a validated message and queue it for batching; (row, created).
+    async def send(self, req: SendRequest, items: Sequence[DataItem]) -> tuple[str, bool]:
+        """Store a validated message and queue it for batching; (message id, created).
 
         The writer task stores it in its next round (one transaction for many submits).
         """
         group = self.group_for(req)
         mid = str(uuid.uuid4())
         out = Outgoing(mid, req.type, req.topic, req.tag, req.cid, group, now_us(), tuple(items))
-        done: asyncio.Future[tuple[MessageRow, bool]] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Submit(out, req.idempotency_key, done))
         return await done
 
     async def _record_submits(self, s: Any, submits: list[_Submit]) -> list[Outgoing]:
         """Insert the round's new messages; answer idempotent repeats and refusals."""
         accepted: list[Outgoing] = []
-        keys: dict[str, MessageRow] = {}
+        keys: dict[str, str] = {}
         groups: set[str] = set()
         ids = [d.id for sub in submits for d in sub.message.data]
         known: dict[str, DataRow] = {}
@@ -299,9 +301,12 @@ class MessagingService:
             o = sub.message
             key = sub.idempotency_key
             if key is not None:
-                existing = keys.get(key) or await by_idempotency_key(s, self.member, key)
-                if existing is not None:
-                    sub.result = (existing, False)
+                known_id = keys.get(key)
+                if known_id is None:
+                    existing = await by_idempotency_key(s, self.member, key)
+                    known_id = None if existing is None else existing.id
+                if known_id is not None:
+                    sub.result = (known_id, False)
                     continue
             taken = {d.id: known[d.id] for d in o.data if d.id in known}
             if any(r.message_id is not None or r.id in used for r in taken.values()):
@@ -315,20 +320,24 @@ class MessagingService:
             probe = Message(
                 o.id, o.type, self.member, self.node, o.topic, o.tag, o.cid, o.group, 0, 0, ()
             )
-            row = MessageRow(
-                id=o.id,
-                member=self.member,
-                node=self.node,
-                idempotency_key=key,
-                type=o.type,
-                topic=o.topic,
-                group_hash=gh,
-                context=probe.context.hex(),
-                state="pending",
-                cid=o.cid or None,
-                created_us=o.created_us,
+            new_messages.append(
+                _message_values(
+                    id=o.id,
+                    member=self.member,
+                    node=self.node,
+                    idempotency_key=key,
+                    type=o.type,
+                    topic=o.topic,
+                    group_hash=gh,
+                    context=probe.context.hex(),
+                    state="pending",
+                    hash=None,
+                    batch_id=None,
+                    cid=o.cid or None,
+                    created_us=o.created_us,
+                    tag=o.tag,
+                )
             )
-            new_messages.append(_message_values(row, o.tag))
             for pos, d in enumerate(o.data):
                 existing_data = taken.get(d.id)
                 if existing_data is not None:
@@ -338,8 +347,8 @@ class MessagingService:
                 else:
                     new_data.append(_data_values(d, o.id, pos, o.created_us))
             if key is not None:
-                keys[key] = row
-            sub.result = (row, True)
+                keys[key] = o.id
+            sub.result = (o.id, True)
             accepted.append(o)
         await insert_rows(s, MESSAGES, new_messages)  # messages first: data refer to them
         await insert_rows(s, DATA, new_data)
@@ -645,22 +654,24 @@ class MessagingService:
         data: list[dict[str, Any]] = []
         stamp = now_us()
         for m in b.messages:
-            row = MessageRow(
-                id=m.id,
-                member=m.author_member,
-                node=m.author_node,
-                idempotency_key=None,
-                type=m.type,
-                topic=m.topic,
-                group_hash=m.group_hash.hex(),
-                context=m.context.hex(),
-                state="sent",
-                hash=m.hash.hex(),
-                batch_id=h,
-                cid=m.cid or None,
-                created_us=m.created_us,
+            messages.append(
+                _message_values(
+                    id=m.id,
+                    member=m.author_member,
+                    node=m.author_node,
+                    idempotency_key=None,
+                    type=m.type,
+                    topic=m.topic,
+                    group_hash=m.group_hash.hex(),
+                    context=m.context.hex(),
+                    state="sent",
+                    hash=m.hash.hex(),
+                    batch_id=h,
+                    cid=m.cid or None,
+                    created_us=m.created_us,
+                    tag=m.tag,
+                )
             )
-            messages.append(_message_values(row, m.tag))
             data.extend(_data_values(d, m.id, pos, stamp) for pos, d in enumerate(m.data))
         await insert_rows(s, MESSAGES, messages)
         await insert_rows(s, DATA, data)
@@ -827,8 +838,8 @@ async def update_rows(s: Any, table: Any, key: str, rows: list[dict[str, Any]]) 
     await s.execute(stmt, rows)
 
 
-def _message_values(row: MessageRow, tag: str) -> dict[str, Any]:
-    out = {c.key: getattr(row, c.key) for c in MESSAGES.c if c.key != "seq" and c.key != "tag"}
+def _message_values(*, tag: str, **values: Any) -> dict[str, Any]:
+    out = {c.key: values.get(c.key) for c in MESSAGES.c if c.key not in ("seq", "tag")}
     if "tag" in MESSAGES.c:
         out["tag"] = tag or None
     return out
