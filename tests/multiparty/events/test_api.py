@@ -169,3 +169,22 @@ async def test_malformed_subscriptions_are_problems_and_store_nothing(
     assert (await api.get("/api/v1/subscriptions")).json() == []
     async with store.read() as s:
         assert await list_subscriptions(s) == []
+
+
+async def test_the_routes_are_in_the_openapi_document() -> None:
+    from charter.store import open_store
+
+    memory = await open_store("sqlite://", None)  # in memory: one shared connection
+    try:
+        paths = events_app(EventsService(memory)).openapi()["paths"]
+    finally:
+        await memory.close()
+    assert {
+        "/api/v1/events",
+        "/api/v1/subscriptions",
+        "/api/v1/subscriptions/{name}",
+        "/api/v1/subscriptions/{name}/deadletters",
+        "/api/v1/subscriptions/{name}/deadletters/redeliver",
+    } <= set(paths)
+    body = paths["/api/v1/subscriptions"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["$ref"].endswith("/SubscriptionSpec")
