@@ -33,6 +33,7 @@ class MpNet:
     net: LocalLedgerNetwork
     clients: dict[int, httpx.AsyncClient]
     root: Path
+    apps: dict[int, Any]
 
     def component(self, nid: int) -> MultipartyComponent:
         (c,) = [c for c in self.net.members[nid].components if isinstance(c, MultipartyComponent)]
@@ -61,6 +62,7 @@ async def mp_network(
         component_settings=settings or {},
     ) as net:
         clients: dict[int, httpx.AsyncClient] = {}
+        apps: dict[int, Any] = {}
         for nid in net.ids:
             m = net.members[nid]
             service = net.service(nid)
@@ -73,11 +75,11 @@ async def mp_network(
                 version="test",
             )
             routers = [r for c in m.components for r in c.routers()]
-            app = create_app(service, info, NodeMetrics(service), routers=routers)
+            apps[nid] = app = create_app(service, info, NodeMetrics(service), routers=routers)
             clients[nid] = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url=f"http://{m.name}.test", timeout=30
             )
-        mp = MpNet(net, clients, root)
+        mp = MpNet(net, clients, root, apps)
         await net.elect(WAIT)
         for nid in net.ids:
             await mp.until(lambda n=nid: mp.component(n).service.__self__.messaging.ready.is_set())
