@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ class Net:
     urls: dict[str, str]
     """node name -> API URL (the joined node too, once it joined)."""
     client: httpx.Client
+    retired: set[str] = field(default_factory=set)
 
     def status(self, node: str) -> dict[str, Any]:
         doc: dict[str, Any] = self.client.get(f"{self.urls[node]}/api/v1/status").json()
@@ -97,7 +98,9 @@ class Net:
 def gov(net: Net, member: str, work: Any) -> Any:
     """Run ``work(client, key)`` as ``member`` against its own node."""
     key = load_ed25519_private_key(net.root / member / "member.pem")
-    url = net.urls.get(f"{member}-node") or next(iter(net.urls.values()))
+    # a member's requests go through its own node, or any trusted one if its node is not
+    live = {n: u for n, u in net.urls.items() if n not in net.retired}
+    url = live.get(f"{member}-node") or next(iter(live.values()))
 
     async def main() -> Any:
         async with httpx.AsyncClient(base_url=url, timeout=30.0) as h:
@@ -218,6 +221,7 @@ def test_a_new_member_joins_votes_and_the_leader_retires(net: Net) -> None:
     # writes continue
     old = net.membership(leader)["raft_id"]
     decide(net, {"kind": "retire_node", "name": leader}, [*MEMBERS, NEW])
+    net.retired.add(leader)
     rest = [n for n in everyone if n != leader]
 
     def settled() -> str | None:
@@ -246,6 +250,32 @@ def test_the_cli_refuses_a_node_whose_measurement_is_not_allowed(
     )  # fmt: skip
     line = result.error_line()
     assert result.code == 1 and "node.join.refused" in line and "gov.measurement" in line, line
+
+
+def test_the_demo_act_joins_a_fifth_member(net: Net) -> None:
+    """The demo's act: a member voted in by governance gets its node in as a voter."""
+    from charter.cli.demo_join import join_act_async
+    from charter.identity.root import RootIdentity
+
+    identity, words = RootIdentity.generate()
+    fifth = "acme"
+    (net.root / fifth).mkdir(mode=0o700)
+    (net.root / fifth / "member.words").write_text(words + "\n", encoding="utf-8")
+    members = [*MEMBERS, NEW]
+    public = identity.root_key().public_key.hex()
+    decide(net, {"kind": "add_member", "name": fifth, "public_key": public}, members)
+    # the members whose nodes are trusted now (the retired leader's node is not)
+    trusted = {
+        n["name"]
+        for n in net.client.get(f"{net.urls[f'{NEW}-node']}/api/v1/gov/nodes").json()["items"]
+        if n["status"] == "trusted"
+    }
+    urls = {m: net.urls[f"{m}-node"] for m in members if f"{m}-node" in trusted}
+    assert len(urls) == 3
+    config = asyncio.run(join_act_async(net.root, urls, Console(quiet=True), new_member=fifth))
+    node = load_node_config(config)
+    net.urls[node.name] = f"http://{node.api.host}:{node.api.port}"
+    until(lambda: net.membership(node.name)["membership"] == "voter", WAIT, "fifth node votes")
 
 
 def test_the_stack_commands_include_the_joined_node(net: Net) -> None:
