@@ -62,15 +62,25 @@ if TYPE_CHECKING:
 __all__ = [
     "JOIN_FILE",
     "JOIN_FORMAT",
+    "CatchUp",
     "JoinError",
     "JoinPeer",
     "JoinRecord",
+    "JoinRefused",
+    "NodePlan",
     "bootstrap_conf",
     "build_join_request",
+    "catch_up_state",
     "governance_locator",
     "is_joined",
     "ledger_view",
     "load_keys",
+    "peers_of",
+    "prepare_node",
+    "read_words",
+    "send_join_request",
+    "wait_trusted",
+    "wait_voter",
 ]
 
 JOIN_FILE: Final = "join.json"
