@@ -86,7 +86,10 @@ class Store:
     """The index database of one node: sessions for reading and writing, and a change pulse.
 
     ``transaction()`` is a write transaction (committed on normal exit, rolled back on an
-    exception); ``read()`` a read-only snapshot. Both yield an ``AsyncSession``.
+    exception); ``read()`` a read-only snapshot. Both yield an ``AsyncSession``. Write only
+    inside ``transaction()`` (on SQLite a read transaction that starts writing can fail
+    when another writer got there first), and never open a second ``transaction()`` while
+    holding one: on SQLite the inner one waits for the outer's lock until the busy timeout.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
