@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -154,7 +155,7 @@ class MultipartyComponent:
         from charter.store import open_store
 
         assert self.messaging is not None and self.transfer is not None
-        async with _OPENING:  # alembic's module-global proxies: one migration at a time
+        async with _opening_lock():  # alembic's module-global proxies: one migration at a time
             self.store = await open_store(self.store_url, self.ctx.data_dir)
         self.messaging.store = self.store
         self.events.store = self.store
@@ -176,7 +177,17 @@ class MultipartyComponent:
             self.store = None
 
 
-_OPENING = asyncio.Lock()
+_OPENING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _opening_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _OPENING.get(loop)
+    if lock is None:
+        lock = _OPENING[loop] = asyncio.Lock()
+    return lock
 
 
 class _LazyStore:

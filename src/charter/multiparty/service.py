@@ -186,6 +186,9 @@ class MessagingService:
         self._batcher: Batcher[tuple[str, bytes], Outgoing] = Batcher(self.settings.batch)
         self.aggregator = Aggregator(self.settings.policy)
         self._nonces: dict[bytes, int] = {}
+        self._groups: set[str] = set()
+        """Group hashes known to be in the database (added after their round commits)."""
+        self._new_groups: set[str] = set()
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._unpinned: dict[bytes, SignedBatch] = {}
         """Own sealed batches whose pin this node has not yet seen applied."""
@@ -285,7 +288,6 @@ class MessagingService:
         """Insert the round's new messages; answer idempotent repeats and refusals."""
         accepted: list[Outgoing] = []
         keys: dict[str, str] = {}
-        groups: set[str] = set()
         ids = [d.id for sub in submits for d in sub.message.data]
         known: dict[str, DataRow] = {}
         for i in range(0, len(ids), 500):
@@ -314,9 +316,9 @@ class MessagingService:
                 continue
             used.update(taken)
             gh = o.group.hash.hex()
-            if gh not in groups:
+            if gh not in self._groups and gh not in self._new_groups:
                 await ensure_group(s, gh, list(o.group.members))
-                groups.add(gh)
+                self._new_groups.add(gh)
             probe = Message(
                 o.id, o.type, self.member, self.node, o.topic, o.tag, o.cid, o.group, 0, 0, ()
             )
@@ -540,6 +542,7 @@ class MessagingService:
                 if sealed:
                     await save_state(s, SENDER_STATE, _encode_nonces(self._nonces))
         except BaseException as exc:
+            self._new_groups.clear()
             err = exc if isinstance(exc, Exception) else MultipartyError("stopped")
             for fut in acks:
                 if not fut.done():
@@ -549,6 +552,8 @@ class MessagingService:
                     sub.done.set_exception(err)
             raise
         self.rounds += 1
+        self._groups |= self._new_groups
+        self._new_groups.clear()
         for sub in submits:
             if sub.done.done():
                 continue
@@ -648,7 +653,10 @@ class MessagingService:
         if taken is not None:
             log.warning("mp.batch.refused", extra={"batch": h, "reason": "message id reused"})
             return None
-        await ensure_group(s, b.group.hash.hex(), list(b.group.members))
+        gh = b.group.hash.hex()
+        if gh not in self._groups and gh not in self._new_groups:
+            await ensure_group(s, gh, list(b.group.members))
+            self._new_groups.add(gh)
         await insert_rows(s, BATCHES, [_batch_values(signed, "pending")])
         messages: list[dict[str, Any]] = []
         data: list[dict[str, Any]] = []

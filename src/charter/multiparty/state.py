@@ -7,6 +7,7 @@ where the last committed round ended.
 
 from __future__ import annotations
 
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from charter.store.clock import now_us
@@ -21,9 +22,12 @@ async def load_state(session: AsyncSession, name: str) -> bytes | None:
 
 
 async def save_state(session: AsyncSession, name: str, value: bytes) -> None:
-    row = await session.get(StateRow, name)
-    if row is None:
-        session.add(StateRow(name=name, value=value, updated_us=now_us()))
-    else:
-        row.value = value
-        row.updated_us = now_us()
+    """Overwrite (or create) the named state: one statement when it exists already."""
+    done = await session.execute(
+        update(StateRow)
+        .where(StateRow.name == name)
+        .values(value=value, updated_us=now_us())
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(done, "rowcount", 0):
+        await session.execute(insert(StateRow).values(name=name, value=value, updated_us=now_us()))
