@@ -21,8 +21,9 @@ at a follower. Every stage of each write is timed from its submission:
 Each stage is reported as p50/p99 of the time since submission, split by where the write
 was submitted (leader or follower). Instrumentation wraps methods on the instances only.
 A tick length far from the stack's (``--tick-ms 500``) shows whether any stage waits for a
-tick. Prints one JSON object.
-Usage: ``probe_write_stages.py [--durable] [--tick-ms MS] [CLIENTS] [WRITES]``.
+tick; ``--components`` runs every member with the node's default components (as a node
+process does). Prints one JSON object.
+Usage: ``probe_write_stages.py [--durable] [--components] [--tick-ms MS] [CLIENTS] [WRITES]``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from charter.consensus.types import ConfState, Entry, Message, MessageType, Read
 from charter.ledger.engine.tx import Transaction
 from charter.ledger.raft_storage import DurableRaftStorage
 from charter.ledger.signatures import SignaturePolicy
+from charter.node.components import default_factories
 from charter.node.ledger_local import LocalLedgerNetwork, LocalMember
 from charter.node.ledger_service import LedgerService, LedgerSettings
 
@@ -262,7 +264,9 @@ def _summary(values: list[float]) -> list[float]:
     ]
 
 
-async def main(clients: int, writes: int, durable: bool, tick_ms: int = 50) -> dict[str, object]:
+async def main(
+    clients: int, writes: int, durable: bool, tick_ms: int = 50, components: bool = False
+) -> dict[str, object]:
     settings = LedgerSettings(
         signature_policy=SignaturePolicy(every_tx=1000, every_ms=1000),
         tick_interval=tick_ms / 1000,
@@ -270,7 +274,14 @@ async def main(clients: int, writes: int, durable: bool, tick_ms: int = 50) -> d
         heartbeat_ticks=1,
     )
     with tempfile.TemporaryDirectory(prefix="charter-probe-") as tmp:
-        net = _ProbeNetwork(Path(tmp) if durable else None, netlayers="tls", settings=settings)
+        factories = default_factories() if components else []
+        net = _ProbeNetwork(
+            Path(tmp) / "raft" if durable else None,
+            netlayers="tls",
+            settings=settings,
+            components=factories,
+            data_root=Path(tmp) / "data" if components else None,
+        )
         async with net:
             leader = await net.elect()
             follower = next(n for n in net.ids if n != leader)
@@ -304,6 +315,7 @@ async def main(clients: int, writes: int, durable: bool, tick_ms: int = 50) -> d
     result: dict[str, object] = {
         "storage": "durable" if durable else "memory",
         "tick_ms": tick_ms,
+        "components": components,
         "clients": clients,
         "writes": len(done),
         "writes_per_s": round(len(done) / wall, 1),
@@ -317,6 +329,7 @@ async def main(clients: int, writes: int, durable: bool, tick_ms: int = 50) -> d
 if __name__ == "__main__":
     argv = sys.argv[1:]
     durable_flag = "--durable" in argv
+    with_components = "--components" in argv
     tick = 50
     if "--tick-ms" in argv:
         i = argv.index("--tick-ms")
@@ -324,4 +337,4 @@ if __name__ == "__main__":
         del argv[i : i + 2]
     nums = [int(a) for a in argv if not a.startswith("--")]
     n_clients, n_writes = (nums + [4, 50][len(nums) :])[:2]
-    print(json.dumps(asyncio.run(main(n_clients, n_writes, durable_flag, tick))))
+    print(json.dumps(asyncio.run(main(n_clients, n_writes, durable_flag, tick, with_components))))
