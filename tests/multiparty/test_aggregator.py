@@ -260,3 +260,14 @@ def test_an_outsider_learns_nothing_and_holds_nothing() -> None:
         m = Msg(f"m{seq}", NODES[seq % 3], f"t{seq % 4}", seq // 12)
         assert agg.pin_committed(seq, f"2.{seq}", seq, m.author, bytes(32), [m.pin]) == []
     assert agg.pending_heads() == 0 and agg.held_ids() == []
+
+
+def test_unknown_pins_are_bounded_by_count_and_ledger_time() -> None:
+    agg = Aggregator(FailurePolicy(max_unknown=10, unknown_retention_us=1_000))
+    for seq in range(1, 40):
+        agg.pin_committed(seq, f"2.{seq}", 100, "n1", bytes(32), [bytes([seq]) * 32])
+    assert len(agg._unknown) == 10
+    kept = sorted(r.seqno for r in agg._unknown.values())
+    assert kept == list(range(30, 40))  # the newest
+    agg.tick(5_000)  # past the retention window
+    assert len(agg._unknown) == 0

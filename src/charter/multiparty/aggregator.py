@@ -35,6 +35,7 @@ fails it. A batch arriving after its pin failed yields a failed release for its 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -60,8 +61,10 @@ class FailurePolicy:
     """None: wait for ever; else fail a head this long (ledger time) after its pin."""
     window: int = 32
     """How many future nonces per (context, author node) are expected at once."""
-    unknown_retention_us: int = 24 * 3600 * 1_000_000
+    unknown_retention_us: int = 3600 * 1_000_000
     """Unknown pins older than this (ledger time) are forgotten."""
+    max_unknown: int = 50_000
+    """At most this many unknown pins are kept (the oldest are forgotten first)."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -185,6 +188,10 @@ class Aggregator:
                 touched.add(ctx)
             elif p not in self._unknown:
                 self._unknown[p] = ref
+        excess = len(self._unknown) - self.policy.max_unknown
+        if excess > 0:  # insertion order is ledger order: forget the oldest
+            for p in list(itertools.islice(self._unknown, excess)):
+                del self._unknown[p]
         out = self._advance_time(time_us)
         for ctx in sorted(touched):
             out.extend(self._release(ctx))
