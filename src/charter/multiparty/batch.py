@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from charter.codec.syrup import Record, Symbol, SyrupError, decode, encode
@@ -119,10 +119,11 @@ class SignedBatch:
     body: bytes
     signature: bytes
     batch: Batch
+    hash: bytes = field(init=False, compare=False, repr=False)
+    """``sha256`` of ``raw``: what the pin command names."""
 
-    @property
-    def hash(self) -> bytes:
-        return hashlib.sha256(self.raw).digest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hash", hashlib.sha256(self.raw).digest())
 
     @classmethod
     def decode(cls, raw: bytes) -> SignedBatch:
