@@ -63,6 +63,8 @@ DEFAULT_PROMOTE_MARGIN: Final = 0
 """How far (in entries) a learner's match index may trail the commit index to be promoted."""
 DEFAULT_PERIOD: Final = 0.1
 """Seconds between looks at the learners' progress (directory changes wake it at once)."""
+IDLE_LOOKS: Final = 10
+"""A node that does not lead looks every this many periods even if nothing woke it."""
 
 
 # -- who is who ------------------------------------------------------------------------
@@ -370,14 +372,23 @@ class MembershipWatcher:
         return None
 
     async def run(self) -> None:
+        """Look whenever the directory changes; besides, every ``period`` on the leader
+        (learners' progress) and every ``IDLE_LOOKS`` periods elsewhere."""
+        idle = 0
+        woken = True
         while True:
-            self._wake.clear()
-            step = await self.run_once()
-            if step is not None:
-                continue  # one change is applied: look again at once
+            leading = self.service.driver.node.role is Role.LEADER
+            if woken or leading or idle >= IDLE_LOOKS:
+                idle = 0
+                self._wake.clear()
+                if await self.run_once() is not None:
+                    continue  # one change is applied: look again at once
+            idle += 1
+            woken = False
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.period):
                     await self._wake.wait()
+                    woken = True
 
     def describe(self) -> dict[str, Any]:
         """The membership as this node sees it (for the REST API and the join display)."""
