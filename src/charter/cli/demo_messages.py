@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, Final
@@ -25,8 +26,9 @@ from typing import Any, Final
 import httpx
 from rich.console import Console
 from rich.markup import escape
+from websockets.asyncio.client import connect
 
-from charter.cli.demo_events import create_subscriptions, delete_subscriptions, stream_events
+from charter.cli.demo_events import create_subscriptions, delete_subscriptions
 from charter.cli.demo_net import DemoError
 
 __all__ = ["messages_act"]
@@ -44,6 +46,54 @@ def _ok(r: httpx.Response, what: str, *codes: int) -> dict[str, Any]:
         raise DemoError(f"{what}: HTTP {r.status_code} {r.text[:300]}")
     body: dict[str, Any] = r.json()
     return body
+
+
+def _ws_url(base_url: str) -> str:
+    scheme, rest = base_url.split("://", 1)
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest.rstrip('/')}/api/v1/ws"
+
+
+async def _stream_one(
+    console: Console, http: httpx.AsyncClient, node: str, url: str, name: str, count: int
+) -> None:
+    """Receive and acknowledge ``count`` events live; keep the socket open until the
+    node has stored the acknowledged offset."""
+    async with connect(_ws_url(url)) as ws:
+        await ws.send(json.dumps({"type": "start", "name": name}))
+        started = json.loads(await ws.recv())
+        if started.get("type") != "started":
+            raise DemoError(f"{node}: {started.get('detail', started)}")
+        last = 0
+        for _ in range(count):
+            message = json.loads(await ws.recv())
+            if message.get("type") != "event":
+                raise DemoError(f"{node}: {message.get('detail', message)}")
+            event = message["event"]
+            await ws.send(json.dumps({"type": "ack", "id": event["id"]}))
+            last = int(event["offset"])
+            console.print(
+                f"ok {escape(node)}: live event {event['offset']} {event['type']}"
+                f" topic={escape(str(event.get('topic')))}"
+                f" author={escape(str(event.get('author')))}"
+            )
+        while True:
+            r = await http.get(f"{url}/api/v1/subscriptions/{name}")
+            if r.status_code == 200 and int(r.json()["offset"]) >= last:
+                return
+            await asyncio.sleep(0.05)  # the stored offset follows the acks
+
+
+async def _stream(
+    console: Console, http: httpx.AsyncClient, urls: Mapping[str, str], name: str, count: int
+) -> None:
+    try:
+        async with asyncio.timeout(WAIT_S), asyncio.TaskGroup() as tg:
+            for node, url in urls.items():
+                tg.create_task(_stream_one(console, http, node, url, name, count))
+    except TimeoutError:
+        raise DemoError(
+            f"fewer than {count} acknowledged events per node in {WAIT_S:g} s"
+        ) from None
 
 
 async def _confirmed(http: httpx.AsyncClient, url: str, mid: str) -> dict[str, Any]:
@@ -83,7 +133,7 @@ async def _act(console: Console, urls: Mapping[str, str]) -> None:
                 f"ok {escape(a)} broadcast {news['id'][:8]} pinned at ledger seqno "
                 f"{news['pin']['seqno']}"
             )
-            await stream_events(console, trio, count=1, name=SUB_NEWS, within=WAIT_S)
+            await _stream(console, http, trio, SUB_NEWS, 1)
         finally:
             await delete_subscriptions(console, trio, name=SUB_NEWS)
         places = set()
@@ -120,7 +170,7 @@ async def _act(console: Console, urls: Mapping[str, str]) -> None:
             )
             deal = _ok(r, "private message", 200)
             console.print(f"ok {escape(a)} sent {deal['id'][:8]} privately to {escape(b)}")
-            await stream_events(console, pair, count=1, name=SUB_DEAL, within=WAIT_S)
+            await _stream(console, http, pair, SUB_DEAL, 1)
         finally:
             await delete_subscriptions(console, pair, name=SUB_DEAL)
         at_b = await _confirmed(http, urls[b], deal["id"])
