@@ -10,7 +10,7 @@ from charter.ledger.engine import CommandRefused
 from charter.multiparty.batch import Batch, SignedBatch, seal
 from charter.multiparty.errors import InvalidMessage, MalformedBatch, MalformedPins
 from charter.multiparty.model import DataItem, Group, Message, canonical_json, context_of, pin_of
-from charter.multiparty.pins import CLOCK_BODY, MpHandler, PinCommand, parse_body
+from charter.multiparty.pins import Clock, MpHandler, PinCommand, parse_body
 
 
 def _msg(nonce: int = 0, topic: str = "t", node: str = "node-a", blob: bytes = b"") -> Message:
@@ -90,15 +90,17 @@ def test_batch_refuses_mixed_authors_groups_and_duplicate_pins() -> None:
 
 
 def test_pin_command_shape() -> None:
-    cmd = PinCommand(b"\x02" * 32, (b"\x03" * 32, b"\x04" * 32))
+    cmd = PinCommand(b"\x02" * 32, (b"\x03" * 32, b"\x04" * 32), 17)
     assert parse_body(cmd.encode()) == cmd
-    assert parse_body(CLOCK_BODY) is None
+    assert parse_body(Clock(5).encode()) == Clock(5)
     for bad in (
         b"junk",
-        PinCommand(b"\x02" * 31, (b"\x03" * 32,)).encode(),
-        PinCommand(b"\x02" * 32, ()).encode(),
-        PinCommand(b"\x02" * 32, (b"\x03" * 32, b"\x03" * 32)).encode(),
-        PinCommand(b"\x02" * 32, (b"\x03" * 3,)).encode(),
+        PinCommand(b"\x02" * 32, (b"\x03" * 32,), -1).encode(),
+        Clock(-3).encode(),
+        PinCommand(b"\x02" * 31, (b"\x03" * 32,), 1).encode(),
+        PinCommand(b"\x02" * 32, (), 1).encode(),
+        PinCommand(b"\x02" * 32, (b"\x03" * 32, b"\x03" * 32), 1).encode(),
+        PinCommand(b"\x02" * 32, (b"\x03" * 3,), 1).encode(),
     ):
         with pytest.raises(MalformedPins):
             parse_body(bad)

@@ -32,7 +32,7 @@ from charter.multiparty.batch import Batch, SignedBatch, seal
 from charter.multiparty.batcher import Batcher, BatchLimits, Sealed
 from charter.multiparty.errors import InvalidMessage, MalformedBatch, MultipartyError
 from charter.multiparty.model import DataItem, Group, Message, MessageType, canonical_json
-from charter.multiparty.pins import APP, CLOCK_BODY, PinCommand, parse_body
+from charter.multiparty.pins import APP, Clock, PinCommand, parse_body
 from charter.multiparty.state import load_state, save_state
 from charter.store import Store
 from charter.store.events import NewEvent, append_events
@@ -145,16 +145,11 @@ class _Blob:
 
 
 @dataclass(frozen=True)
-class _Time:
-    time_us: int
-
-
-@dataclass(frozen=True)
 class _Resend:
     pass
 
 
-_Input = Outgoing | _Submit | _Inbound | _Pin | _Blob | _Time
+_Input = Outgoing | _Submit | _Inbound | _Pin | _Blob
 
 
 class MessagingService:
@@ -192,8 +187,6 @@ class MessagingService:
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._unpinned: dict[bytes, SignedBatch] = {}
         """Own sealed batches whose pin this node has not yet seen applied."""
-        self._ledger_time = 0
-        self._deadline_us: int | None = None
         self._clock_pending = False
         self._tg: asyncio.TaskGroup | None = None
         self.ready = asyncio.Event()
@@ -216,17 +209,10 @@ class MessagingService:
     def on_apply(self, result: ApplyResult) -> None:
         """Ledger listener: queue every applied ``mp`` command (quick, never raises)."""
         for tx in result.applied:
-            if tx.batch_seq is not None and tx.batch_seq > self._ledger_time:
-                self._ledger_time = tx.batch_seq
             cmd = tx.command
             if cmd is None or cmd.app != APP or tx.status is TxStatus.INVALID:
                 continue
-            self._queue.put_nowait(
-                _Pin(tx.seqno, tx.tx_id, tx.batch_seq or 0, tx.submitter or "", cmd.body)
-            )
-        if self._deadline_us is not None and self._ledger_time >= self._deadline_us:
-            self._deadline_us = None
-            self._queue.put_nowait(_Time(self._ledger_time))
+            self._queue.put_nowait(_Pin(tx.seqno, tx.tx_id, 0, tx.submitter or "", cmd.body))
 
     async def on_batch(self, inbound: Any) -> bool | None:
         """Transfer callback: a batch from an authenticated member node. Return = ack;
@@ -521,10 +507,6 @@ class MessagingService:
                         released += self._take_pin(item, pins)
                     elif isinstance(item, _Blob):
                         released += agg.blob_arrived(item.hash)
-                    elif isinstance(item, _Time):
-                        released += agg.tick(item.time_us)
-                if agg.policy.fail_after_us is not None:
-                    released += agg.tick(self._ledger_time)
                 contexts = dict((r.pin, c) for r, c in agg.take_attributed())
                 for p in pins:
                     c = contexts.pop(bytes.fromhex(p["pin"]), None)
@@ -574,12 +556,10 @@ class MessagingService:
             for signed in sealed:
                 self._unpinned[signed.hash] = signed
                 self._tg.create_task(self._dispatch(signed))
-        self._deadline_us = agg.next_deadline_us()
-        if self._deadline_us is not None and self._ledger_time >= self._deadline_us:
-            self._queue.put_nowait(_Time(self._ledger_time))
-        elif self._deadline_us is not None and self._tg is not None and not self._clock_pending:
+        deadline = agg.next_deadline_us()
+        if deadline is not None and self._tg is not None and not self._clock_pending:
             self._clock_pending = True
-            self._tg.create_task(self._clock(self._deadline_us))
+            self._tg.create_task(self._clock(deadline))
 
     # -- pieces of a round ----------------------------------------------------------------
 
@@ -691,8 +671,8 @@ class MessagingService:
             cmd = parse_body(item.body)
         except MultipartyError:
             return []  # the handler refuses these: they never apply
-        if cmd is None:
-            return agg.clock(item.seqno, item.time_us)
+        if isinstance(cmd, Clock):
+            return agg.clock(item.seqno, cmd.time_us)
         if item.seqno <= agg.processed_seqno:
             return []
         if item.submitter == self.node:
@@ -714,7 +694,7 @@ class MessagingService:
                     row[name] = value
             pins.append(row)
         return agg.pin_committed(
-            item.seqno, item.tx_id, item.time_us, item.submitter, cmd.batch_hash, cmd.pins
+            item.seqno, item.tx_id, cmd.time_us, item.submitter, cmd.batch_hash, cmd.pins
         )
 
     async def _record_released(self, s: Any, released: list[Released]) -> dict[str, str]:
@@ -791,7 +771,7 @@ class MessagingService:
                 log.warning("mp.batch.send_retry", extra={"reason": exc.message})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        body = PinCommand(signed.hash, tuple(b.pins)).encode()
+        body = PinCommand(signed.hash, tuple(b.pins), now_us()).encode()
         delay = self.settings.pin_retry_s
         while signed.hash in self._unpinned:
             try:
@@ -807,15 +787,17 @@ class MessagingService:
             delay = min(delay * 2, 5.0)
 
     async def _clock(self, deadline_us: int) -> None:
-        """Move ledger time past a failure deadline when nothing else does."""
+        """Move ledger time past a failure deadline when nothing else does: once this
+        node's clock has passed it, submit ``<charter-mp-clock now>``."""
         try:
-            while self._ledger_time < deadline_us:
+            while self.aggregator.ledger_time_us < deadline_us:
                 wait = (deadline_us - now_us()) / 1_000_000
                 if wait > 0:
-                    await asyncio.sleep(wait + 0.05)
+                    await asyncio.sleep(wait + 0.05)  # a timer: the deadline is a time
                     continue
                 with contextlib.suppress(CharterError):
-                    await self.ledger.submit(Command(APP, CLOCK_BODY), wait="accepted")
+                    body = Clock(now_us()).encode()
+                    await self.ledger.submit(Command(APP, body), wait="accepted")
                 await asyncio.sleep(self.settings.pin_retry_s)
         finally:
             self._clock_pending = False
