@@ -266,12 +266,12 @@ async def join_network(
         with Progress(
             TextColumn("{task.description:<14}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total} entries"),
+            TextColumn("{task.completed}/{task.total} {task.fields[unit]}"),
             console=console,
             transient=True,
             disable=not console.is_terminal,
         ) as progress:
-            task = progress.add_task("starting", total=None)
+            task = progress.add_task("starting", total=None, unit="entries")
 
             def show(state: CatchUp) -> None:
                 progress.update(
@@ -279,10 +279,12 @@ async def join_network(
                     description=state.phase,
                     completed=state.applied,
                     total=max(state.target, 1),
+                    unit=state.unit,
                 )
 
             final = await wait_voter(
                 client,
+                config.name,
                 api_url,
                 member_urls,
                 within=start_within,

@@ -73,6 +73,7 @@ __all__ = [
     "catch_up_state",
     "governance_locator",
     "is_joined",
+    "leader_view",
     "ledger_view",
     "load_keys",
     "peers_of",
@@ -425,6 +426,8 @@ class CatchUp:
     applied: int
     target: int
     membership: str
+    unit: str = "entries"
+    """What ``applied`` and ``target`` count: log ``entries``, or snapshot ``bytes``."""
 
 
 async def send_join_request(
@@ -527,22 +530,36 @@ async def catch_up_state(client: httpx.AsyncClient, api_url: str) -> CatchUp | N
     return CatchUp(phase, applied, max(commit, applied), membership)
 
 
-async def leader_commit(client: httpx.AsyncClient, urls: Sequence[str]) -> int | None:
-    """The highest commit index the member nodes report (the catch-up target)."""
-    best: int | None = None
+async def leader_view(
+    client: httpx.AsyncClient, urls: Sequence[str], name: str
+) -> tuple[int, dict[str, int] | None] | None:
+    """The leader's commit index and, while it sends ``name`` a snapshot, the bytes of it
+    acknowledged so far (from the leader's ``/api/v1/membership``)."""
     for url in urls:
         try:
-            r = await client.get(f"{url}/api/v1/status", timeout=HTTP_TIMEOUT)
+            r = await client.get(f"{url}/api/v1/membership", timeout=HTTP_TIMEOUT)
         except httpx.HTTPError:
             continue
-        value = _json(r).get("commit_index")
-        if type(value) is int and (best is None or value > best):
-            best = value
-    return best
+        doc = _json(r)
+        commit = doc.get("commit_index")
+        if doc.get("role") != "leader" or type(commit) is not int:
+            continue
+        rows = doc.get("nodes")
+        snapshot: dict[str, int] | None = None
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict) and row.get("name") == name:
+                snap = row.get("snapshot")
+                if isinstance(snap, dict) and all(
+                    type(snap.get(k)) is int for k in ("acked", "size")
+                ):
+                    snapshot = {"acked": snap["acked"], "size": snap["size"]}
+        return commit, snapshot
+    return None
 
 
 async def wait_voter(
     client: httpx.AsyncClient,
+    name: str,
     api_url: str,
     member_urls: Sequence[str],
     *,
@@ -550,16 +567,22 @@ async def wait_voter(
     on_progress: Callable[[CatchUp], None] | None = None,
     exited: Callable[[], int | None] | None = None,
 ) -> CatchUp:
-    """Follow the started node until it is a voter; bounded by ``within``."""
+    """Follow the started node ``name`` until it is a voter; bounded by ``within``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     last: CatchUp | None = None
     while True:
         state = await catch_up_state(client, api_url)
         if state is not None:
-            target = await leader_commit(client, member_urls)
-            if target is not None and target > state.target:
-                state = CatchUp(state.phase, state.applied, target, state.membership)
+            view = await leader_view(client, member_urls, name)
+            if view is not None:
+                target, snapshot = view
+                if snapshot is not None and state.phase != "voter":
+                    state = CatchUp(
+                        "snapshot", snapshot["acked"], snapshot["size"], state.membership, "bytes"
+                    )
+                elif target > state.target:
+                    state = CatchUp(state.phase, state.applied, target, state.membership)
             last = state
             if on_progress is not None:
                 on_progress(state)

@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from charter.consensus.errors import ConsensusError
+from charter.consensus.progress import Progress, ProgressState
 from charter.consensus.types import ConfChange, ConfChangeKind, ConfState, Role
 from charter.crypto.keys import Ed25519PublicKey
 from charter.ledger.engine import ApplyResult, CommandHandler
@@ -418,6 +419,7 @@ class MembershipWatcher:
                     if nid in conf.learners
                     else None,
                     "match": None if pr is None else pr.match,
+                    "snapshot": _snapshot_progress(pr),
                     "identity": kn.designator,
                     "location": None if kn.location is None else kn.location.hints_dict(),
                     "api_url": kn.api_url or self.api_urls.get(kn.name),
@@ -437,6 +439,13 @@ class MembershipWatcher:
             "nodes": rows,
             "steps": dict(self.stats.steps),
         }
+
+
+def _snapshot_progress(pr: Progress | None) -> dict[str, int] | None:
+    """Bytes of the snapshot the leader is sending a follower, acknowledged so far."""
+    if pr is None or pr.state is not ProgressState.SNAPSHOT or pr.snap is None:
+        return None
+    return {"index": pr.snap.metadata.index, "acked": pr.snap_acked, "size": len(pr.snap.data)}
 
 
 # -- the component ---------------------------------------------------------------------
