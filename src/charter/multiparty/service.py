@@ -778,9 +778,9 @@ class MessagingService:
                 ticket = await self.ledger.submit(
                     Command(APP, body, client_ref=signed.hash.hex()), wait="accepted"
                 )
-                if ticket.status is not TxStatus.INVALID:
-                    return
-                log.warning("mp.pin.invalid", extra={"reason": ticket.reason})
+                if ticket.status is TxStatus.INVALID:  # refused by rule: retrying cannot help
+                    log.warning("mp.pin.invalid", extra={"reason": ticket.reason})
+                return
             except CharterError as exc:
                 log.info("mp.pin.retry", extra={"reason": exc.message})
             await asyncio.sleep(delay)
