@@ -117,8 +117,10 @@ def known_nodes(service: LedgerService, locate: Locate | None = None) -> dict[in
             None,
             genesis=True,
         )
+    by_name = {m.name: nid for nid, m in service.network.members.items()}
     for name, entry in sorted(directory.items()):
-        nid = raft_id_for_key(entry.batch_key)
+        # a node the service was built with keeps its id; any other's is its key's
+        nid = by_name.get(name) or raft_id_for_key(entry.batch_key)
         location: PeerLocation | None = None
         api_url: str | None = None
         where = locate(name) if locate is not None else None
