@@ -255,6 +255,13 @@ def test_the_cli_refuses_a_node_whose_measurement_is_not_allowed(
     line = result.error_line()
     assert result.code == 1 and "node.join.refused" in line and "gov.measurement" in line, line
 
+    # the REST side: a malformed request and an unknown node are problems with stable codes
+    url = next(u for n, u in net.urls.items() if n not in net.retired)
+    r = net.client.post(f"{url}/api/v1/gov/join", json={"request": "not base64!"})
+    assert r.status_code == 400 and r.json()["code"] == "gov.join.malformed", r.text
+    r = net.client.get(f"{url}/api/v1/gov/join/nobody-node")
+    assert r.status_code == 404 and r.json()["code"] == "gov.join.not_found", r.text
+
 
 def test_the_demo_act_joins_a_fifth_member(net: Net) -> None:
     """The demo's act: a member voted in by governance gets its node in as a voter."""
