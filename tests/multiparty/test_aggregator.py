@@ -271,3 +271,22 @@ def test_unknown_pins_are_bounded_by_count_and_ledger_time() -> None:
     assert kept == list(range(30, 40))  # the newest
     agg.tick(5_000)  # past the retention window
     assert len(agg._unknown) == 0
+
+
+def test_unknown_pins_persist_apart_from_the_snapshot() -> None:
+    agg = Aggregator()
+    a0, a1 = Msg("a0", "n1", "x", 0), Msg("a1", "n1", "x", 1)
+    h0, h1 = b"\x01" * 32, b"\x02" * 32
+    agg.pin_committed(1, "2.1", 10, "n1", h0, [a0.pin])
+    agg.pin_committed(2, "2.2", 20, "n1", h1, [a1.pin])
+    kept = agg.take_new_unknown()
+    assert [r.seqno for r in kept] == [1, 2] and agg.take_new_unknown() == []
+    small = agg.snapshot(with_unknown=False)
+    assert len(small) < len(agg.snapshot())
+    back = Aggregator.restore(small, agg.policy, kept)
+    assert back.snapshot() == agg.snapshot()
+    # the batch of the second reveals the context: both pins find their places
+    out = back.batch_arrived(h1, "n1", NODES, [_held(a1, h1)])
+    assert out == []
+    out = back.batch_arrived(h0, "n1", NODES, [_held(a0, h0)])
+    assert [r.message_id for r in out] == ["a0", "a1"]

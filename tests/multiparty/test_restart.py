@@ -58,3 +58,18 @@ async def test_a_member_restarts_and_receives_everything_once(tmp_path: Path) ->
         at2 = await _confirmed(mp, 2)
         assert Counter(at2) == Counter(before + during)  # each exactly once
         assert at2 == await _confirmed(mp, 1)  # and in the same order as the author
+        # the outsider keeps the pins it cannot place across a restart too
+        outsider = mp.messaging(3)
+        await mp.until(
+            lambda: (
+                outsider.aggregator.processed_seqno >= mp.messaging(1).aggregator.processed_seqno
+            )
+        )
+        held_back = len(outsider.aggregator._unknown)
+        assert held_back >= len(before + during)
+        await mp.net.stop(3)
+        await mp.net.restart(3)
+        async with asyncio.timeout(WAIT):
+            await mp.component(3).started.wait()
+            await mp.messaging(3).ready.wait()
+        assert len(mp.messaging(3).aggregator._unknown) == held_back

@@ -163,6 +163,7 @@ class Aggregator:
         self._blob_waiters: dict[bytes, set[bytes]] = {}
         self._failed: dict[bytes, PinRef] = {}
         self._attributed: list[tuple[PinRef, bytes]] = []
+        self._new_unknown: list[PinRef] = []
         self._batches: dict[bytes, int] = {}
         """Batches that arrived here, with how many of their messages are still held."""
 
@@ -188,10 +189,8 @@ class Aggregator:
                 touched.add(ctx)
             elif p not in self._unknown:
                 self._unknown[p] = ref
-        excess = len(self._unknown) - self.policy.max_unknown
-        if excess > 0:  # insertion order is ledger order: forget the oldest
-            for p in list(itertools.islice(self._unknown, excess)):
-                del self._unknown[p]
+                self._new_unknown.append(ref)
+        self._trim_unknown()
         out = self._advance_time(time_us)
         for ctx in sorted(touched):
             out.extend(self._release(ctx))
@@ -302,6 +301,21 @@ class Aggregator:
             tuple(sorted(h.missing)),
             deadline,
         )
+
+    def take_new_unknown(self) -> list[PinRef]:
+        """Pins kept as unknown since the last call (the caller persists them apart from
+        ``snapshot(with_unknown=False)``, so a snapshot stays small)."""
+        out, self._new_unknown = self._new_unknown, []
+        return out
+
+    def oldest_unknown_seqno(self) -> int | None:
+        return min((r.seqno for r in self._unknown.values()), default=None)
+
+    def _trim_unknown(self) -> None:
+        excess = len(self._unknown) - self.policy.max_unknown
+        if excess > 0:  # insertion order is ledger order: forget the oldest
+            for p in list(itertools.islice(self._unknown, excess)):
+                del self._unknown[p]
 
     def take_attributed(self) -> list[tuple[PinRef, bytes]]:
         """Pins placed in a context since the last call (to record their context)."""
@@ -511,15 +525,20 @@ class Aggregator:
             agg._batches[bh] = agg._batches.get(bh, 0) + 1
             for b in h.missing:
                 agg._blob_waiters.setdefault(b, set()).add(pin)
-        for r in [*map(PinRef.from_record, unknown_recs), *unknown]:
+        horizon = agg.ledger_time_us - agg.policy.unknown_retention_us
+        for r in sorted([*map(PinRef.from_record, unknown_recs), *unknown]):
+            if r.time_us < horizon:
+                continue
             if r.pin not in agg._expected:
                 agg._unknown.setdefault(r.pin, r)
             else:
                 ctx = agg._attribute(r)
                 if ctx is None:
                     agg._unknown.setdefault(r.pin, r)
+        agg._trim_unknown()
         for r in failed:
             ref = PinRef.from_record(r)
             agg._failed[ref.pin] = ref
         agg._attributed.clear()
+        agg._new_unknown.clear()
         return agg

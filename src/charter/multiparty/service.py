@@ -24,16 +24,17 @@ from typing import Any
 
 from sqlalchemy import JSON, bindparam, insert, select, update
 
+from charter.codec.syrup import decode, encode
 from charter.crypto.keys import Ed25519PrivateKey
 from charter.errors import CharterError
 from charter.ledger.engine import ApplyResult, Command, TxStatus
-from charter.multiparty.aggregator import Aggregator, FailurePolicy, Held, Released
+from charter.multiparty.aggregator import Aggregator, FailurePolicy, Held, PinRef, Released
 from charter.multiparty.batch import Batch, SignedBatch, seal
 from charter.multiparty.batcher import Batcher, BatchLimits, Sealed
 from charter.multiparty.errors import InvalidMessage, MalformedBatch, MultipartyError
 from charter.multiparty.model import DataItem, Group, Message, MessageType, canonical_json
 from charter.multiparty.pins import APP, Clock, PinCommand, parse_body
-from charter.multiparty.state import load_state, save_state
+from charter.multiparty.state import delete_states_before, load_state, load_states, save_state
 from charter.store import Store
 from charter.store.events import NewEvent, append_events
 from charter.store.groups import ensure_group
@@ -45,6 +46,9 @@ __all__ = ["DataInput", "MessagingService", "MessagingSettings", "Outgoing", "Se
 log = logging.getLogger(__name__)
 
 AGGREGATOR_STATE = "mp.aggregator"
+UNKNOWN_STATE = "mp.unknown."
+"""Prefix of the rows that keep unattributed pins: one row per round, named by its last
+seqno, deleted once every pin in it is older than the oldest pin still kept."""
 SENDER_STATE = "mp.sender"
 
 
@@ -181,6 +185,7 @@ class MessagingService:
         self._batcher: Batcher[tuple[str, bytes], Outgoing] = Batcher(self.settings.batch)
         self.aggregator = Aggregator(self.settings.policy)
         self._nonces: dict[bytes, int] = {}
+        self._unknown_rows = 0
         self._groups: set[str] = set()
         """Group hashes known to be in the database (added after their round commits)."""
         self._new_groups: set[str] = set()
@@ -386,6 +391,11 @@ class MessagingService:
     async def _recover(self) -> None:
         async with self.store.read() as s:
             snap = await load_state(s, AGGREGATOR_STATE)
+            unknown = [
+                PinRef.from_record(r)
+                for _name, value in await load_states(s, UNKNOWN_STATE)
+                for r in decode(value)
+            ]
             sender = await load_state(s, SENDER_STATE)
             sealed = (
                 await s.execute(
@@ -425,7 +435,7 @@ class MessagingService:
                     if g is not None:
                         groups[m.group_hash] = Group.of(g.members)
         if snap is not None:
-            self.aggregator = Aggregator.restore(snap, self.settings.policy)
+            self.aggregator = Aggregator.restore(snap, self.settings.policy, unknown)
         if sender is not None:
             self._nonces = _decode_nonces(sender)
         for m in pending:
@@ -520,7 +530,20 @@ class MessagingService:
                         .values(context=c.hex())
                     )
                 finals = await self._record_released(s, released)
-                await save_state(s, AGGREGATOR_STATE, agg.snapshot())
+                await save_state(s, AGGREGATOR_STATE, agg.snapshot(with_unknown=False))
+                new_unknown = agg.take_new_unknown()
+                if new_unknown:  # append-only rows, so a round's cost does not grow with them
+                    last = max(r.seqno for r in new_unknown)
+                    await save_state(
+                        s,
+                        f"{UNKNOWN_STATE}{last:020d}",
+                        encode([r.to_record() for r in new_unknown]),
+                    )
+                    self._unknown_rows += 1
+                    if self._unknown_rows % 256 == 0:
+                        oldest = agg.oldest_unknown_seqno()
+                        if oldest is not None:
+                            await delete_states_before(s, UNKNOWN_STATE, f"{oldest:020d}")
                 if sealed:
                     await save_state(s, SENDER_STATE, _encode_nonces(self._nonces))
         except BaseException as exc:

@@ -7,13 +7,13 @@ where the last committed round ended.
 
 from __future__ import annotations
 
-from sqlalchemy import insert, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from charter.store.clock import now_us
 from charter.store.models import StateRow
 
-__all__ = ["load_state", "save_state"]
+__all__ = ["delete_states_before", "load_state", "load_states", "save_state"]
 
 
 async def load_state(session: AsyncSession, name: str) -> bytes | None:
@@ -31,3 +31,22 @@ async def save_state(session: AsyncSession, name: str, value: bytes) -> None:
     )
     if not getattr(done, "rowcount", 0):
         await session.execute(insert(StateRow).values(name=name, value=value, updated_us=now_us()))
+
+
+async def load_states(session: AsyncSession, prefix: str) -> list[tuple[str, bytes]]:
+    """Every state whose name starts with ``prefix``, in name order."""
+    rows = await session.execute(
+        select(StateRow.name, StateRow.value)
+        .where(StateRow.name.like(prefix + "%"))
+        .order_by(StateRow.name)
+    )
+    return [(name, bytes(value)) for name, value in rows]
+
+
+async def delete_states_before(session: AsyncSession, prefix: str, suffix: str) -> None:
+    """Delete the states named ``prefix + x`` with ``x < suffix``."""
+    await session.execute(
+        delete(StateRow)
+        .where(StateRow.name.like(prefix + "%"), StateRow.name < prefix + suffix)
+        .execution_options(synchronize_session=False)
+    )
