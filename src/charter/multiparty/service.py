@@ -32,7 +32,14 @@ from charter.multiparty.aggregator import Aggregator, FailurePolicy, Held, PinRe
 from charter.multiparty.batch import Batch, SignedBatch, seal
 from charter.multiparty.batcher import Batcher, BatchLimits, Sealed
 from charter.multiparty.errors import InvalidMessage, MalformedBatch, MultipartyError
-from charter.multiparty.model import DataItem, Group, Message, MessageType, canonical_json
+from charter.multiparty.model import (
+    DataItem,
+    Group,
+    Message,
+    MessageType,
+    canonical_json,
+    context_of,
+)
 from charter.multiparty.pins import APP, Clock, PinCommand, parse_body
 from charter.multiparty.state import delete_states_before, load_state, load_states, save_state
 from charter.store import Store
@@ -310,9 +317,6 @@ class MessagingService:
             if gh not in self._groups and gh not in self._new_groups:
                 await ensure_group(s, gh, list(o.group.members))
                 self._new_groups.add(gh)
-            probe = Message(
-                o.id, o.type, self.member, self.node, o.topic, o.tag, o.cid, o.group, 0, 0, ()
-            )
             new_messages.append(
                 _message_values(
                     id=o.id,
@@ -322,7 +326,7 @@ class MessagingService:
                     type=o.type,
                     topic=o.topic,
                     group_hash=gh,
-                    context=probe.context.hex(),
+                    context=context_of(o.topic, o.group.hash).hex(),
                     state="pending",
                     hash=None,
                     batch_id=None,
@@ -598,10 +602,7 @@ class MessagingService:
     def _seal(self, group: Sealed[tuple[str, bytes], Outgoing]) -> SignedBatch:
         messages = []
         for o in group.items:
-            probe = Message(
-                o.id, o.type, self.member, self.node, o.topic, o.tag, o.cid, o.group, 0, 0, ()
-            )
-            ctx = probe.context
+            ctx = context_of(o.topic, o.group.hash)
             nonce = self._nonces.get(ctx, 0)
             self._nonces[ctx] = nonce + 1
             messages.append(
