@@ -204,7 +204,7 @@ async def _phase(
 
 async def _run_db(db: str, admin_url: str | None, args: argparse.Namespace) -> dict[str, Any]:
     settings: dict[str, Any] = {
-        "multiparty": {"batch": {"max_count": 500, "max_bytes": 1 << 20, "max_wait": 0.01}}
+        "multiparty": {"batch": {"max_count": 500, "max_bytes": 1 << 20, "max_wait": 0.0}}
     }
     if db == "postgresql":
         assert admin_url is not None

@@ -65,7 +65,7 @@ def now_us() -> int:
 
 @dataclass(frozen=True)
 class MessagingSettings:
-    batch: BatchLimits = field(default_factory=lambda: BatchLimits(500, 1 << 20, 0.01))
+    batch: BatchLimits = field(default_factory=lambda: BatchLimits(500, 1 << 20, 0.0))
     fail_after_s: float | None = None
     """None: a context waits for missing data for ever; else fail it after this (ledger time)."""
     window: int = 32
