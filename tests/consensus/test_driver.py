@@ -618,3 +618,36 @@ async def test_a_single_voter_sends_nothing_of_a_term_it_has_not_persisted() -> 
             await c.net.wait_for(lambda: c.drivers[2].applied_index >= index)
         for nid in list(c.drivers):
             await c.stop(nid)
+
+
+async def test_an_idle_driver_and_a_stopped_one_leave_the_commit_index_on_disk(
+    tmp_path: Path,
+) -> None:
+    def durable(nid: int, conf: ConfState) -> RaftStorage:
+        return DurableRaftStorage(tmp_path / f"n{nid}", bootstrap=conf)
+
+    c = Cluster([1, 2, 3], durable)
+    async with asyncio.TaskGroup() as tg:
+        for nid in (1, 2, 3):
+            c.start(tg, nid)
+        lead = await c.wait_leader()
+        async with asyncio.timeout(WAIT):
+            index = await lead.propose(b"x")
+            await c.net.wait_for(lambda: all(d.applied_index >= index for d in c.drivers.values()))
+            # nothing more to do: each driver catches its state file up with the commit
+            await c.net.wait_for(
+                lambda: not any(s.sync_due() for s in c.storages.values())  # type: ignore[attr-defined]
+            )
+        index = await lead.propose(b"y")
+        await c.stop(lead.node_id)  # at once: the stop itself writes it
+        storage = c.storages[lead.node_id]
+        assert isinstance(storage, DurableRaftStorage)
+        assert not storage.sync_due() and storage.hard_state.commit >= index
+        for nid in list(c.drivers):
+            if c.drivers[nid].running:
+                await c.stop(nid)
+    for s in c.storages.values():
+        assert isinstance(s, DurableRaftStorage)
+        s.close()
+    with DurableRaftStorage(tmp_path / f"n{lead.node_id}") as reopened:
+        assert reopened.hard_state.commit >= index

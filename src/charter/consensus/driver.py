@@ -38,6 +38,7 @@ from charter.consensus.types import (
     Role,
     Snapshot,
 )
+from charter.errors import CharterError
 
 ApplyFn = Callable[[Entry], None]
 """Called for each committed entry, in log order (CONF_CHANGE entries included)."""
@@ -57,6 +58,15 @@ _EARLY = frozenset({MessageType.APPEND, MessageType.HEARTBEAT})
 
 def _always_io(rd: Ready) -> bool:
     return True
+
+
+def _nothing() -> None:
+    return None
+
+
+SYNC_INTERVAL = 0.1
+"""Seconds between catch-up writes of state a storage keeps lazily (its commit index):
+done only when no Ready is waiting, so that it never holds up one that is."""
 
 
 class _Pulse:
@@ -144,6 +154,14 @@ class RaftDriver:
         self._pulse = _Pulse()
         self._wake = asyncio.Event()
         self._blocking = bool(storage.blocking_io)
+        sync_due = getattr(storage, "sync_due", None)
+        sync = getattr(storage, "sync", None)
+        self._sync_due: Callable[[], bool] | None = None
+        self._sync: Callable[[], None] = _nothing
+        if callable(sync_due) and callable(sync):
+            self._sync_due, self._sync = sync_due, sync
+        self._last_sync = 0.0
+        self._sync_timer: asyncio.TimerHandle | None = None
         needs_io = getattr(storage, "needs_io", None)
         self._needs_io: Callable[[Ready], bool] = needs_io if callable(needs_io) else _always_io
         self._persisting = False
@@ -182,6 +200,7 @@ class RaftDriver:
                 self._process()
         finally:
             self._running = False
+            self._final_sync()
             self._net.unregister(self.node_id)
             self._fail_pending(DriverStopped(f"node {self.node_id} stopped"))
             self._net.notify()
@@ -264,6 +283,14 @@ class RaftDriver:
                     done(result, None)
                 continue
             if not node.has_ready():
+                if self._sync_due is not None and self._sync_due():
+                    now = asyncio.get_running_loop().time()
+                    if now - self._last_sync >= SYNC_INTERVAL:
+                        self._last_sync = now
+                        await self._off_loop(self._sync)
+                        self._notify()
+                        continue
+                    self._wake_later(self._last_sync + SYNC_INTERVAL - now)
                 return
             rd = node.ready()
             if self._needs_io(rd):
@@ -275,6 +302,28 @@ class RaftDriver:
                 self.storage.persist(rd)
                 self._after_persist(rd)
             self._notify()
+
+    def _wake_later(self, delay: float) -> None:
+        """Run the Ready loop again after ``delay`` (for a sync held back by its interval)."""
+        if self._sync_timer is None or self._sync_timer.cancelled():
+            loop = asyncio.get_running_loop()
+
+            def fire() -> None:
+                self._sync_timer = None
+                self._wake.set()
+
+            self._sync_timer = loop.call_later(max(delay, 0.0), fire)
+
+    def _final_sync(self) -> None:
+        """On stop, with no write in flight: leave the lazily kept state on disk."""
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
+        if self._blocking and self._sync_due is not None and self._sync_due():
+            try:
+                self._sync()
+            except (OSError, ConsensusError, CharterError):
+                return  # a failed storage: opening it again recovers what is durable
 
     def _send_early(self, rd: Ready) -> int:
         """Send a leader's appends and heartbeats before its own entries are durable.

@@ -35,7 +35,10 @@ leader, and a new leader commits its predecessors' entries with the first entry 
 own term. So a change of the commit index alone costs no I/O: it is kept in memory and
 written with the next state file written for another reason (a term or vote, a snapshot,
 a compaction), always at most the last durable entry. What opening the directory finds is
-therefore a lower bound of the commit index the node had reached, never above it.
+therefore a lower bound of the commit index the node had reached, never above it. The
+driver catches the file up (``sync``) when it has no Ready to handle (at most every
+``sync_interval``) and when it stops, so a node at rest, or stopped cleanly, has its commit
+index on disk and refuses to start on a log that lost a record below it.
 ``needs_io(ready)`` tells the driver whether a Ready touches the disk at all.
 
 ``create_snapshot`` and ``compact`` are made durable the same way: a new snapshot file,
@@ -461,6 +464,19 @@ class DurableRaftStorage(MemoryStorage):
         return out
 
     # --- writes ------------------------------------------------------------------------------
+
+    def sync_due(self) -> bool:
+        """Whether the commit index in memory is ahead of the state file's."""
+        return self._hs.commit > self._durable_hs.commit and not self._closed
+
+    def sync(self) -> None:
+        """Write the commit index to the state file (the driver does when it is idle, so
+        that a node at rest has its commit durable: damage below it is then refused)."""
+        if not self.sync_due():
+            return
+        self._check_writable()
+        with self._guard():
+            self._write_state()
 
     def needs_io(self, rd: Ready) -> bool:
         """Whether persisting ``rd`` writes to the disk (False: ``persist`` is quick and may

@@ -81,6 +81,12 @@ def test_fsyncs_per_persist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         s.persist(rd)
         assert counter.take() == (0, 0)
         assert s.hard_state == HardState(2, 1, 275)
+        # ... until the driver, idle, catches the state file up: one replacement
+        assert s.sync_due()
+        s.sync()
+        assert counter.take() == (1, 1) and not s.sync_due()
+        s.sync()
+        assert counter.take() == (0, 0)
         # A new term (or vote): one atomic state replacement, after the entries.
         rd = Ready(entries=entries(276, 1, term=3), hard_state=HardState(3, 1, 275))
         assert s.needs_io(rd) and s.needs_io(Ready(hard_state=HardState(3, 2, 275)))
