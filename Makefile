@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SEEDS  ?= 100000
 JOBS   ?= 0
 
-.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage bench-ledger bench-write-latency sim test-soak coverage-consensus clean
+.PHONY: venv demo test lint format typecheck bench bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage bench-ledger bench-write-latency bench-messages bench-tokens sim test-soak coverage-consensus clean
 
 venv: $(STAMP)
 
@@ -31,9 +31,9 @@ format: venv
 	$(VENV)/bin/ruff check --fix src tests bench
 
 typecheck: venv
-	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn -p charter.ledger -p charter.node -p charter.api -p charter.ops -p charter.cli
+	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn -p charter.ledger -p charter.node -p charter.api -p charter.ops -p charter.cli -p charter.governance -p charter.tokens -p charter.store -p charter.multiparty
 
-bench: bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage bench-ledger
+bench: bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage bench-ledger bench-messages bench-tokens
 
 bench-codec: venv
 	$(PY) bench/bench_codec.py
@@ -61,6 +61,12 @@ bench-raft-storage: venv
 
 bench-ledger: venv
 	$(PY) bench/bench_ledger.py
+
+bench-messages: venv
+	$(PY) bench/bench_messages.py
+
+bench-tokens: venv
+	$(PY) bench/bench_tokens.py
 
 bench-write-latency: venv
 	$(PY) bench/probe_write_latency.py 4 50

@@ -13,6 +13,7 @@ from charter.api import PROBLEM_JSON
 from charter.api.problems import Problem, status_for_code
 from charter.ledger.engine.errors import EngineHaltedError, TransactionError
 from charter.ledger.signatures import SignaturePolicy
+from charter.node import ledger_service
 from charter.node.ledger_service import LedgerHalted, LedgerSettings, NotAvailable
 from charter.node.raft_transport import Backoff
 
@@ -155,7 +156,9 @@ async def test_receipt_of_a_pending_transaction(slow: Cluster) -> None:
     pytest.fail("every write was signed at once despite the slow signature policy")
 
 
-async def test_an_invalid_write_answers_its_reason(slow: Cluster) -> None:
+async def test_an_invalid_write_answers_its_reason(
+    slow: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     leader = slow.net.leader()
     assert leader is not None
     cl = slow.nodes[leader].client
@@ -164,6 +167,7 @@ async def test_an_invalid_write_answers_its_reason(slow: Cluster) -> None:
     # make the next batch reuse the last batch's sequence number: the engine's replay
     # check rejects it on apply, so the transaction lands Invalid with a reason
     service = slow.net.service(leader)
+    monkeypatch.setattr(ledger_service, "_now_us", lambda: 0)  # a clock set far back
     service._batch_seq -= 1
     r = await cl.put("/api/v1/tables/t/replayed", json=2, params={"wait": "committed"})
     assert r.status_code == 200

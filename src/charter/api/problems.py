@@ -39,6 +39,9 @@ _STATUS_BY_CODE: Mapping[str, int] = {
     "ledger.engine.tx": 400,
     "ledger.engine.receipt_unavailable": 410,
     "consensus": 503,
+    "mp.transfer.outbox_full": 503,
+    "mp.blob.too_large": 413,
+    "mp.blob.not_found": 404,
 }
 _RETRY_STATUSES = frozenset({503})
 

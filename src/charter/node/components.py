@@ -24,9 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from charter.crypto.keys import Ed25519PrivateKey
 from charter.ledger.engine import CommandHandler
-from charter.node.membership import membership_component
 from charter.ocapn.runtime import Runtime
-from charter.tokens.component import tokens_component
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -78,8 +76,11 @@ ComponentFactory = Callable[[NodeContext], Component]
 
 def default_factories() -> list[ComponentFactory]:
     """The components every Charter node runs, in start order."""
+    # Imported here: each area imports the node layer, not the other way round.
     from charter.governance.component import governance_component
     from charter.multiparty.component import multiparty_component
+    from charter.node.membership import membership_component
+    from charter.tokens.component import tokens_component
 
     return [governance_component, membership_component, tokens_component, multiparty_component]
 

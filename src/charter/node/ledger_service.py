@@ -97,6 +97,13 @@ log = logging.getLogger(__name__)
 _MAX_BOOTSTRAP_SKIP = 16
 
 Wait = Literal["accepted", "committed"]
+
+
+def _now_us() -> int:
+    """The wall clock in microseconds: batch sequence numbers never fall behind it."""
+    return time.time_ns() // 1000
+
+
 Consistency = Literal["local", "committed", "linearizable"]
 
 
@@ -280,7 +287,7 @@ class LedgerService:
         self._batches: dict[tuple[str, int], list[_Pending]] = {}
         self._finals: dict[str, _Pending] = {}
         # Batch sequence numbers rise across restarts: the engine refuses replays by them.
-        self._batch_seq = time.time_ns() // 1000
+        self._batch_seq = _now_us()
         self._facets: dict[int, RemoteRef] = {}
         self._gate = SubmitGate(network.raft, node_id, self._propose_for_peer)
         self._swiss = submit_swiss(network.raft.network_id, node_id)
@@ -520,7 +527,8 @@ class LedgerService:
             for p in queue:
                 p.fail(NotAvailable(f"node {self.node_id} is not running"))
             return
-        self._batch_seq += 1
+        # rises by one per batch and never falls behind the clock: handlers read it as time
+        self._batch_seq = max(self._batch_seq + 1, _now_us())
         seq = self._batch_seq
         try:
             entry = sign_batch(self._batch_key, self.name, seq, [p.tx for p in queue])

@@ -7,6 +7,8 @@ A second process waits for the first, then finds the schema current and does not
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 
 from alembic import command
@@ -53,8 +55,18 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def upgrade(store: Store) -> None:
-    async with store.write_engine.connect() as conn:
+    # alembic keeps module-global state while it runs: one upgrade at a time per process
+    loop = asyncio.get_running_loop()
+    lock = _LOCKS.get(loop)
+    if lock is None:
+        lock = _LOCKS[loop] = asyncio.Lock()
+    async with lock, store.write_engine.connect() as conn:
         await conn.run_sync(_upgrade)
         await conn.commit()
 
