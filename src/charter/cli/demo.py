@@ -5,6 +5,10 @@ three ``charter node run`` processes and walks through what a multi-party networ
 promises: every member writes through its own node, the leader is killed with
 SIGKILL and the others elect a new one and keep committing, a receipt verifies
 offline while a tampered copy does not, and the killed node restarts and catches up.
+Then the layers above the ledger: a broadcast and a private exchange with a blob whose
+outsider sees only a pin, with events streamed live; a token payment on delivery whose
+supplier data goes privately to its financier; the members voting a fourth member in;
+and that member's node joining the running network, catching up and becoming a voter.
 
 Every step checks what it shows and every wait is bounded, so the demo is also an
 end-to-end test of the node. On any failure it names the step, prints the tail of
@@ -35,6 +39,9 @@ from rich.table import Table
 
 from charter.cli import receipt as receipt_cli
 from charter.cli import stack
+from charter.cli.demo_gov import gov_act
+from charter.cli.demo_join import join_act
+from charter.cli.demo_messages import messages_act
 from charter.cli.demo_net import (
     DemoError,
     StackClient,
@@ -42,6 +49,7 @@ from charter.cli.demo_net import (
     free_base_port,
     until,
 )
+from charter.cli.demo_tokens import tokens_act
 from charter.errors import CharterError
 from charter.identity.attestation import NODE, AttestationChain, verify_chain
 from charter.identity.root import RootIdentity, node_path
@@ -53,6 +61,8 @@ __all__ = ["MEMBERS", "STACK_NAME", "STEPS", "DemoError", "demo"]
 
 STACK_NAME: Final = "demo"
 MEMBERS: Final = ("acme-bank", "globex-shipping", "initech-insurance")
+NEW_MEMBER: Final = "umbrella-labs"
+"""Voted in and joined during the demo: its ports follow the three founders'."""
 UP_TIMEOUT: Final = 30.0
 ELECTION_TIMEOUT: Final = 20.0
 CATCH_UP_TIMEOUT: Final = 20.0
@@ -77,6 +87,7 @@ class Demo:
     writes: dict[str, object] = field(default_factory=dict)
     """What was written while the killed node was down: key -> value."""
     tx_ids: list[str] = field(default_factory=list)
+    acts: dict[str, object] = field(default_factory=dict)
     restarted: subprocess.Popen[bytes] | None = None
     suspect: str | None = None
     """The node whose log explains a failure of the current step."""
@@ -291,6 +302,30 @@ def step_restart(d: Demo) -> None:
     d.suspect = None
 
 
+def _member_urls(d: Demo) -> dict[str, str]:
+    """Each genesis member's own node, by member name."""
+    return {n.entry.member: n.entry.api_url for n in d.api.nodes}
+
+
+def step_messages(d: Demo) -> None:
+    messages_act(d.console, _member_urls(d))
+
+
+def step_tokens(d: Demo) -> None:
+    done = tokens_act(d.console, _member_urls(d), d.api.client)
+    d.acts["tokens"] = done
+
+
+def step_governance(d: Demo) -> None:
+    new = gov_act(d.directory, _member_urls(d), d.console, new_member=NEW_MEMBER)
+    d.acts["governance"] = new.proposal_id
+
+
+def step_join(d: Demo) -> None:
+    config = join_act(d.directory, _member_urls(d), d.console, new_member=NEW_MEMBER)
+    d.acts["join"] = str(config)
+
+
 def step_down(d: Demo) -> None:
     stack.down(STACK_NAME, timeout=STOP_TIMEOUT)
     left = [n.entry.name for n in d.api.nodes if n.pid() is not None]
@@ -311,6 +346,10 @@ STEPS: list[Step] = [
     ("Writes continue", step_writes_continue),
     ("A receipt, verified offline", step_receipt),
     ("Restart the killed node: it catches up", step_restart),
+    ("Messages: a broadcast, a private exchange with a blob, events live", step_messages),
+    ("Tokens: pay a supplier on delivery, its data shared with its financier", step_tokens),
+    ("Governance: the members vote a fourth member in", step_governance),
+    ("The fourth member's node joins, catches up and votes", step_join),
     ("Stop the network", step_down),
 ]
 
@@ -331,6 +370,8 @@ def _charter_home(home: Path) -> Iterator[None]:
 def _stop_everything(
     nodes: list[stack.StackNode], restarted: subprocess.Popen[bytes] | None
 ) -> None:
+    with contextlib.suppress(CharterError, OSError):
+        _, nodes = stack.open_stack(STACK_NAME)  # includes a node that joined meanwhile
     for n in nodes:
         pid = n.pid()
         if pid is not None:
@@ -406,6 +447,10 @@ def run_demo(console: Console, home: Path, base_port: int) -> None:
         ("leader killed", f"{d.first_leader}; {d.leader} elected in {d.election_s:.2f} s"),
         ("receipt", "JSON and COSE verified offline; tampered copies refused"),
         ("restarted node", f"{d.first_leader} caught up in {d.catch_up_s:.2f} s"),
+        ("multi-party", "broadcast to all; private with a blob to two, the third saw a pin"),
+        ("tokens", "payment minted, paid on delivery, financed; every node agrees"),
+        ("governance", f"{NEW_MEMBER} voted in (proposal {d.acts.get('governance', '?')})"),
+        ("joined node", f"{NEW_MEMBER}'s node joined, caught up and votes"),
         ("total", f"{time.monotonic() - began:.1f} s; every node stopped"),
     ):
         summary.add_row(label, value)
@@ -429,9 +474,9 @@ def demo(
     # soft_wrap: a line stays one line in a pipe or log, whatever the width.
     console = Console(highlight=False, soft_wrap=True)
     if base_port is None:
-        base_port = free_base_port(len(MEMBERS))
+        base_port = free_base_port(len(MEMBERS) + 1)
     else:
-        port = busy_port(base_port, len(MEMBERS))
+        port = busy_port(base_port, len(MEMBERS) + 1)
         if port is not None:
             raise DemoError(f"port {port} (of --base-port {base_port}) is already in use")
     scratch = home is None
@@ -441,7 +486,9 @@ def demo(
         existing = stack.stack_dir(STACK_NAME)
     if existing.exists():
         raise DemoError(f"{existing} exists (an earlier --keep?): remove it or use another --home")
-    console.print(f"[dim]CHARTER_HOME={root}, ports {base_port}..{base_port + 22}[/]")
+    console.print(
+        f"[dim]CHARTER_HOME={root}, ports {base_port}..{base_port + stack.PORT_STRIDE * len(MEMBERS) + 2}[/]"
+    )
     try:
         run_demo(console, root, base_port)
     finally:
