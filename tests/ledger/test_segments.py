@@ -273,6 +273,28 @@ def test_compaction_deletes_whole_committed_segments(tmp_path: Path) -> None:
         assert list(log) == recs[first - 1 :]
 
 
+def test_truncating_everything_after_compaction_keeps_where_the_log_starts(
+    tmp_path: Path,
+) -> None:
+    # Found by the model test: compact to 5, then drop the one entry above it; the log is
+    # empty, and a restart must still know that the next entry is 6, not 1.
+    with SegmentLog(tmp_path, max_segment_bytes=60) as log:
+        log.append_batch(records(5))
+        log.mark_committed(5)
+        log.append_batch(records(1, 5))
+        assert log.compact(5) >= 1
+        first = log.first_index
+        assert first == 6
+        log.truncate_after(5)
+        assert (log.first_index, log.last_index) == (6, 5)
+    with SegmentLog(tmp_path, max_segment_bytes=60) as log:
+        assert (log.first_index, log.last_index) == (6, 5)
+        log.mark_committed(5)
+        assert log.append_batch(records(1, 9)) == range(6, 7)
+    with SegmentLog(tmp_path, max_segment_bytes=60) as log:
+        assert list(log) == records(1, 9)
+
+
 def test_closed_log_refuses_use(tmp_path: Path) -> None:
     log = SegmentLog(tmp_path)
     log.close()

@@ -368,7 +368,9 @@ class SegmentLog:
                 f"cannot truncate after {index}: entries up to {self._commit_index} are committed"
             )
         removed = False
-        while self._segments and self._segments[-1].first > index:
+        # The oldest segment stays, emptied if need be: its name is what tells a restart
+        # where the log starts once compaction has removed everything before it.
+        while len(self._segments) > 1 and self._segments[-1].first > index:
             seg = self._segments.pop()
             self._firsts.pop()
             seg.close()
