@@ -111,7 +111,7 @@ def main(clients: int, writes: int, profile: float) -> dict[str, Any]:
                         "-p",
                         str(pids[lead]),
                         "-d",
-                        str(profile),
+                        str(int(profile)),
                         "-f",
                         "raw",
                         "-o",

@@ -16,6 +16,7 @@ visible as committed once a later signature commits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -134,12 +135,7 @@ class SignedRoot:
         return self.seqno
 
     def node_cert(self) -> NodeCert:
-        try:
-            return NodeCert.from_x509(x509.load_der_x509_certificate(self.cert))
-        except ValueError as exc:
-            raise SignedRootError(f"signed root carries a bad certificate: {exc}") from None
-        except ReceiptError as exc:
-            raise SignedRootError(exc.message) from None
+        return _node_cert_of(self.cert)
 
     def to_record(self) -> Record:
         return Record(
@@ -185,6 +181,17 @@ class SignedRoot:
         return cls.from_record(record)
 
 
+@functools.lru_cache(maxsize=64)
+def _node_cert_of(der: bytes) -> NodeCert:
+    """Parse a signer's certificate once: every signature of a node carries the same one."""
+    try:
+        return NodeCert.from_x509(x509.load_der_x509_certificate(der))
+    except ValueError as exc:
+        raise SignedRootError(f"signed root carries a bad certificate: {exc}") from None
+    except ReceiptError as exc:
+        raise SignedRootError(exc.message) from None
+
+
 def sign_signed_root(
     key: P256PrivateKey,
     cert: Certificate,
@@ -195,7 +202,7 @@ def sign_signed_root(
     iat: int,
 ) -> SignedRoot:
     """Sign ``root`` both ways; ``iat`` is the wall-clock second the caller passes in."""
-    node = NodeCert.from_x509(cert.x509)
+    node = _node_cert_of(cert.to_der())
     if cert.public_key != key.public_key:
         raise SignedRootError("the certificate does not carry the signing key")
     return SignedRoot(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from charter.ocapn.netlayer.base import (
     Connection,
@@ -68,8 +69,9 @@ class StreamConnection(asyncio.Protocol, Connection):
     # -- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream protocol is only ever given a stream transport; uvloop's do not
+        # subclass asyncio.Transport, so this is a cast rather than a check.
+        self._transport = cast(asyncio.Transport, transport)
         self._connected()
 
     def _connected(self) -> None:
