@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,28 @@ async def test_unreachable_postgres_is_a_typed_error(tmp_path: Path) -> None:
     url = f"postgresql+asyncpg://postgres@/none?host={tmp_path}&port=1"
     with pytest.raises(StoreUnavailable):
         await open_store(url, None)
+
+
+async def test_a_new_database_held_by_another_connection_is_waited_for(tmp_path: Path) -> None:
+    # Another connection in a transaction on a database not yet in WAL mode: SQLite
+    # refuses the switch at once ("database is locked"), without its busy handler. A
+    # node's components open the same new database at start-up, one of them migrating.
+    path = tmp_path / "node" / "index.db"
+    path.parent.mkdir()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, holder.execute, "COMMIT")
+    try:
+        store = await open_store(None, tmp_path / "node", migrate=False)
+        try:
+            async with store.read() as session:
+                mode = (await session.execute(text("PRAGMA journal_mode"))).scalar_one()
+                rows = (await session.execute(text("SELECT count(*) FROM t"))).scalar_one()
+            assert (mode, rows) == ("wal", 1)
+        finally:
+            await store.close()
+    finally:
+        holder.close()

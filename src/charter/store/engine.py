@@ -11,6 +11,7 @@ same for both databases.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.util import await_
 
 from charter.store.errors import StoreUnavailable
 
@@ -152,12 +154,9 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            f"busy_timeout={int(busy_timeout_ms)}",
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "foreign_keys=ON",
-        ):
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        _ensure_wal(cursor, busy_timeout_ms)
+        for pragma in ("synchronous=NORMAL", "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -165,6 +164,29 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     def on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _ensure_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Put a new database in WAL mode, waiting out another connection that holds it.
+
+    Switching the journal mode needs the database to itself, and SQLite answers "database
+    is locked" at once (no busy handler) while another connection of this node, say a
+    component migrating the schema, is in a transaction. Once in WAL the mode is
+    persistent (and asking again for it takes no lock), so only the first opening of a database
+    ever waits here. This runs in
+    the connect event, inside SQLAlchemy's greenlet: the pause awaits on the event loop.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            # answers the mode now in force: "wal", or "memory" for an in-memory database
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.fetchall()
+            return
+        except Exception as exc:  # the driver adapter's OperationalError
+            if "database is locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        await_(asyncio.sleep(0.01))
 
 
 async def open_store(
