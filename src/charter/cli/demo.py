@@ -23,8 +23,10 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -388,6 +390,17 @@ def _stopped(node: stack.StackNode) -> bool:
     return node.pid() is None
 
 
+def _quiet_after_interrupt() -> None:
+    """Keep Ctrl-C's answer one line.
+
+    The interrupt may land inside an event loop that a step was creating or running; its
+    half-built loop and unawaited coroutines are collected later and would print noise
+    ("Exception ignored in ...", "coroutine ... was never awaited") on stderr.
+    """
+    sys.unraisablehook = lambda _unraisable: None
+    warnings.simplefilter("ignore", RuntimeWarning)
+
+
 def _report_failure(console: Console, number: int, title: str, d: Demo | None) -> None:
     console.print(f"[bold red]step {number} failed[/]: {escape(title)}")
     if d is None:
@@ -428,6 +441,7 @@ def run_demo(console: Console, home: Path, base_port: int) -> None:
             _report_failure(console, number, title, None)
             raise DemoError(f"step {number} ({title}) failed") from None
         except KeyboardInterrupt:
+            _quiet_after_interrupt()
             console.print("[bold red]interrupted[/]: stopping every node")
             raise DemoError(f"interrupted during step {number} ({title})") from None
         except Exception as exc:
