@@ -31,7 +31,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix src tests bench
 
 typecheck: venv
-	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn -p charter.ledger -p charter.node -p charter.api -p charter.ops -p charter.cli -p charter.governance -p charter.tokens -p charter.store -p charter.multiparty
+	$(VENV)/bin/mypy --strict -p charter.codec -p charter.crypto -p charter.identity -p charter.consensus -p charter.ocapn -p charter.ledger -p charter.node -p charter.api -p charter.ops -p charter.cli -p charter.governance -p charter.tokens -p charter.store -p charter.multiparty -p charter.ui
 
 bench: bench-codec bench-consensus bench-ocapn bench-receipts bench-segments bench-raft-transport bench-engine bench-raft-storage bench-ledger bench-messages bench-tokens
 

@@ -1,18 +1,15 @@
 """The node's REST API: ledger tables, transactions, receipts, status, health, metrics.
 
-Values are JSON: a PUT body is parsed and stored as its canonical JSON bytes (keys
-sorted, no insignificant whitespace, UTF-8, no NaN or infinities), so two members
-writing equal documents write equal bytes; a GET answers those bytes as they are.
+Table requests are answered by ``charter.api.tables`` (their values, checks and fast
+way in); the routes here document them in OpenAPI and answer the unusual ones.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
-from collections.abc import Awaitable, Sequence
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import JSONResponse, Response
@@ -21,12 +18,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from charter.api.docs import OPENAPI_URL, install_docs
 from charter.api.info import NodeInfo
 from charter.api.problems import Problem, install_problem_handlers, problem_response
-from charter.errors import CharterError
+from charter.api.tables import (
+    ConsistencyParam,
+    TablesApi,
+    TablesFastPath,
+    WaitParam,
+    read_body,
+)
 from charter.ledger.engine import TxStatus
 from charter.ledger.engine.engine import parse_tx_id
 from charter.ledger.engine.errors import ReceiptUnavailableError
-from charter.ledger.engine.tx import MAX_KEY_BYTES, MAX_TABLE_BYTES, RESERVED_PREFIX, check_name
-from charter.node.ledger_service import LedgerService, SubmitTicket
+from charter.node.ledger_service import LedgerService
 from charter.ops.metrics import CONTENT_TYPE, NodeMetrics
 from charter.ops.probe import peer_ids
 
@@ -38,9 +40,6 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 """Longest a request may wait on the ledger before a 504."""
 
 COSE = "application/cose"
-T = TypeVar("T")
-WaitParam = Literal["accepted", "committed"]
-ConsistencyParam = Literal["local", "committed", "linearizable"]
 
 WAIT_DOC = "accepted: applied at this node (status Pending); committed: covered by a signature"
 CONSISTENCY_DOC = (
@@ -78,30 +77,11 @@ def create_app(
     )
     install_docs(app, app.title)
     install_problem_handlers(app)
-    _install_access_log(app)
+    tables = TablesApi(service, metrics, max_body=max_body, request_timeout=request_timeout)
+    app.add_middleware(TablesFastPath, tables=tables)
+    _install_access_log(app)  # added last: outermost, so it also sees the fast path
 
-    async def bounded(work: Awaitable[T], what: str) -> T:
-        try:
-            async with asyncio.timeout(request_timeout):
-                return await work
-        except TimeoutError:
-            raise Problem(
-                504, "api.timeout", f"{what} took longer than {request_timeout:g} s"
-            ) from None
-
-    async def write(table: str, key: str, value: bytes | None, wait: WaitParam) -> dict[str, str]:
-        started = time.perf_counter()
-        ticket: SubmitTicket = await bounded(
-            service.submit([(table, key, value)], wait=wait), "the write"
-        )
-        if wait == "committed" and ticket.status is TxStatus.COMMITTED:
-            metrics.observe_commit_latency(time.perf_counter() - started)
-        answer = {"tx_id": ticket.tx_id, "status": ticket.status.value}
-        if ticket.reason is not None:
-            answer["reason"] = ticket.reason
-        return answer
-
-    # -- tables -------------------------------------------------------------------------
+    # -- tables (answered by TablesFastPath unless the query string is unusual) ----------
 
     @app.put(
         "/api/v1/tables/{table}/{key:path}",
@@ -120,9 +100,9 @@ def create_app(
         request: Request,
         wait: Annotated[WaitParam, Query(description=WAIT_DOC)] = "accepted",
     ) -> dict[str, str]:
-        _check_names(table, key)
-        body = await _read_body(request, max_body)
-        return await write(table, key, canonical_json(body), wait)
+        return await tables.put(
+            table, key, await read_body(request.scope, request.receive, max_body), wait
+        )
 
     @app.get(
         "/api/v1/tables/{table}/{key:path}",
@@ -135,11 +115,7 @@ def create_app(
         key: str,
         consistency: Annotated[ConsistencyParam, Query(description=CONSISTENCY_DOC)] = "committed",
     ) -> Response:
-        _check_names(table, key, reserved_ok=True)
-        value = await bounded(service.get(table, key, consistency), "the read")
-        if value is None:
-            raise Problem(404, "api.not_found", f"no value at {table}/{key} ({consistency})")
-        return Response(value, media_type="application/json")
+        return Response(await tables.get(table, key, consistency), media_type="application/json")
 
     @app.delete("/api/v1/tables/{table}/{key:path}", tags=["tables"], summary="Delete a key")
     async def delete_value(
@@ -147,8 +123,7 @@ def create_app(
         key: str,
         wait: Annotated[WaitParam, Query(description=WAIT_DOC)] = "accepted",
     ) -> dict[str, str]:
-        _check_names(table, key)
-        return await write(table, key, None, wait)
+        return await tables.delete(table, key, wait)
 
     # -- transactions -------------------------------------------------------------------
 
@@ -251,56 +226,12 @@ def create_app(
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    from charter.ui import explorer_router  # here: the explorer is the layer above the API
+
+    app.include_router(explorer_router(service, info, metrics))  # /, /explorer and its API
     for router in routers:  # the node's components: governance, messages, tokens
         app.include_router(router, prefix="/api/v1")
     return app
-
-
-def canonical_json(body: bytes) -> bytes:
-    """The canonical JSON bytes of a request body; a 400 problem if it is not JSON."""
-
-    def refuse_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
-    try:
-        value = json.loads(body.decode("utf-8"), parse_constant=refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Problem(400, "api.bad_json", f"the body is not JSON: {exc}") from None
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> Problem:
-    return Problem(413, "api.body_too_large", f"the body is larger than {limit} bytes")
-
-
-def _check_names(table: str, key: str, *, reserved_ok: bool = False) -> None:
-    if not reserved_ok and table.startswith(RESERVED_PREFIX):
-        raise Problem(
-            403,
-            "api.table.reserved",
-            f"tables named {RESERVED_PREFIX}* belong to governance and the ledger",
-        )
-    try:
-        check_name(table, "table", MAX_TABLE_BYTES, reserved_ok=reserved_ok)
-        check_name(key, "key", MAX_KEY_BYTES, reserved_ok=True)
-    except CharterError as exc:
-        raise Problem(400, "api.invalid_name", exc.message) from None
 
 
 def _check_tx_id(tx_id: str) -> None:

@@ -1,0 +1,80 @@
+"""Three in-process members with governance and tokens, each behind its own REST app
+(built by ``create_app``, so the explorer is wired in as a node process has it)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest_asyncio
+
+from charter.api import NodeInfo, create_app
+from charter.crypto.keys import Ed25519PrivateKey
+from charter.governance import state
+from charter.governance.client import GovClient
+from charter.governance.component import governance_component
+from charter.ledger.signatures import SignaturePolicy
+from charter.ledger.trust import NodeCert
+from charter.node.ledger_local import LocalLedgerNetwork
+from charter.node.ledger_service import LedgerService, LedgerSettings
+from charter.node.raft_transport import Backoff
+from charter.ops import NodeMetrics
+from charter.tokens.component import tokens_component
+
+FAST = LedgerSettings(
+    signature_policy=SignaturePolicy(every_tx=100, every_ms=20),
+    submit_timeout=5.0,
+    backoff=Backoff(base=0.01, cap=0.2),
+)
+WAIT = 15.0
+
+
+@dataclass
+class ExplorerNet:
+    net: LocalLedgerNetwork
+    keys: dict[str, Ed25519PrivateKey]
+    http: dict[int, httpx.AsyncClient]
+    gov: dict[int, GovClient]
+
+    def service(self, nid: int) -> LedgerService:
+        return self.net.service(nid)
+
+    def name(self, nid: int) -> str:
+        return self.net.members[nid].name
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def xnet() -> AsyncIterator[ExplorerNet]:
+    keys = {f"member-{i}": Ed25519PrivateKey.generate() for i in (1, 2, 3)}
+    settings = {"governance": {"members": {n: k.public_key for n, k in keys.items()}}}
+    async with LocalLedgerNetwork(
+        "memory",
+        settings=FAST,
+        components=[governance_component, tokens_component],
+        component_settings=settings,
+    ) as net:
+        http: dict[int, httpx.AsyncClient] = {}
+        for nid in net.ids:
+            m = net.members[nid]
+            service = net.service(nid)
+            info = NodeInfo(
+                name=m.name,
+                member=m.name,
+                node_id=NodeCert.from_x509(m.ledger_cert.x509).node_id,
+                raft_id=nid,
+                api_url="",
+                version="test",
+            )
+            routers = [r for c in m.components for r in c.routers()]
+            app = create_app(service, info, NodeMetrics(service), routers=routers)
+            http[nid] = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=f"http://{m.name}.test"
+            )
+        await net.elect(WAIT)
+        await net.until(lambda: all(state.bootstrapped(net.service(n).engine) for n in net.ids))
+        try:
+            yield ExplorerNet(net, keys, http, {n: GovClient(h) for n, h in http.items()})
+        finally:
+            for client in http.values():
+                await client.aclose()
