@@ -67,8 +67,10 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     return Scenario(batches, list(ledger))
 
 
-def _held(m: Msg, batch_hash: bytes, missing: frozenset[bytes] = frozenset()) -> Held:
-    return Held(m.id, m.context, m.author, m.nonce, m.pin, batch_hash, set(missing))
+def _held(
+    m: Msg, batch_hash: bytes, missing: frozenset[bytes] = frozenset(), pinned_by: str = "mp"
+) -> Held:
+    return Held(m.id, m.context, m.author, m.nonce, m.pin, batch_hash, set(missing), 0, pinned_by)
 
 
 def _ledger_positions(s: Scenario) -> dict[str, tuple[int, int]]:
@@ -290,3 +292,176 @@ def test_unknown_pins_persist_apart_from_the_snapshot() -> None:
     assert out == []
     out = back.batch_arrived(h0, "n1", NODES, [_held(a0, h0)])
     assert [r.message_id for r in out] == ["a0", "a1"]
+
+
+# -- messages bound to a token operation --------------------------------------------------
+#
+# A bound message travels alone in its batch and its pin in a ``tokens`` transaction: a
+# valid one places it like an ``mp`` pin, a refused one never places it and fails it.
+
+REASON = "tokens.balance: 'n1' holds 0, sends 5"
+
+
+@dataclass(frozen=True)
+class BoundScenario:
+    batches: list[tuple[bytes, str, list[Msg], str]]
+    """(hash, author, messages, how it is pinned: "mp", "tokens" or "refused")."""
+    ledger: list[int]
+
+
+@st.composite
+def bound_scenarios(draw: st.DrawFn) -> BoundScenario:
+    base = draw(scenarios())
+    batches: list[tuple[bytes, str, list[Msg], str]] = []
+    for _h, author, ms in base.batches:
+        for m in ms:  # bound messages go alone into their batch
+            how = draw(st.sampled_from(["mp", "tokens", "refused"]))
+            if how == "mp" and batches and batches[-1][1] == author and batches[-1][3] == "mp":
+                batches[-1][2].append(m)
+            else:
+                batches.append((bytes([len(batches)]) * 32, author, [m], how))
+    ledger = draw(st.permutations(range(len(batches))))
+    return BoundScenario(batches, list(ledger))
+
+
+def run_bound(
+    s: BoundScenario, schedule: list[tuple[str, int]], restore_at: int | None = None
+) -> tuple[Aggregator, list[Released]]:
+    agg = Aggregator()
+    out: list[Released] = []
+    for step, (kind, k) in enumerate(schedule):
+        if restore_at == step:
+            agg = Aggregator.restore(agg.snapshot(), agg.policy)
+        h, author, ms, how = s.batches[k]
+        if kind == "pin":
+            seq = s.ledger.index(k) + 1
+            pins = [m.pin for m in ms]
+            if how == "refused":
+                out += agg.pin_refused(
+                    seq, f"2.{seq}", seq * 1000, author, h, pins, REASON, "tokens"
+                )
+            else:
+                out += agg.pin_committed(seq, f"2.{seq}", seq * 1000, author, h, pins, how)
+        else:
+            pinned_by = "mp" if how == "mp" else "tokens"
+            held = [_held(m, h, pinned_by=pinned_by) for m in ms]
+            out += agg.batch_arrived(h, author, NODES, held)
+    return agg, out
+
+
+def _bound_schedule(draw: st.DrawFn, s: BoundScenario) -> list[tuple[str, int]]:
+    pins = [("pin", b) for b in s.ledger]
+    batches = [("batch", b) for b in draw(st.permutations(range(len(s.batches))))]
+    out: list[tuple[str, int]] = []
+    while pins or batches:
+        if pins and (not batches or draw(st.booleans())):
+            out.append(pins.pop(0))
+        else:
+            out.append(batches.pop(0))
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_a_refused_pin_fails_only_its_message_and_holds_nothing_back(
+    data: st.DataObject,
+) -> None:
+    s = data.draw(bound_scenarios())
+    one = _bound_schedule(data.draw, s)
+    two = _bound_schedule(data.draw, s)
+    restore_at = data.draw(st.none() | st.integers(0, len(one)))
+    agg1, out1 = run_bound(s, one, restore_at)
+    agg2, out2 = run_bound(s, two)
+    refused = {m.id for _h, _a, ms, how in s.batches if how == "refused" for m in ms}
+    position = {}
+    for seq, b in enumerate(s.ledger, start=1):
+        for i, m in enumerate(s.batches[b][2]):
+            position[m.id] = (seq, i, m.context)
+    want: dict[bytes, list[str]] = {}
+    for mid, (_seq, _i, ctx) in sorted(position.items(), key=lambda kv: kv[1][:2]):
+        if mid not in refused:
+            want.setdefault(ctx, []).append(mid)
+    for agg, out in ((agg1, out1), (agg2, out2)):
+        confirmed: dict[bytes, list[str]] = {}
+        for r in out:
+            if r.outcome == "confirmed":
+                assert r.message_id is not None
+                confirmed.setdefault(r.context, []).append(r.message_id)
+        assert confirmed == want  # every other message, in ledger order, held by nothing
+        failures = [r for r in out if r.outcome == "failed"]
+        assert sorted(r.message_id or "" for r in failures) == sorted(refused)  # once each
+        for r in failures:  # failed with the refusal, at the refused transaction
+            assert r.reason == REASON and r.pin.refusal == REASON
+            assert (r.pin.seqno, r.pin.index) == position[r.message_id or ""][:2]
+        assert agg.held_ids() == [] and agg.pending_heads() == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_refusals_survive_a_restore_with_unknown_pins_kept_apart(data: st.DataObject) -> None:
+    """A node that saw the refusals before any batch (it keeps them as unknown pins, in
+    their own rows) restarts, then every batch arrives: the outcome is the same."""
+    s = data.draw(bound_scenarios())
+    agg = Aggregator()
+    kept = []
+    for k in s.ledger:
+        seq = s.ledger.index(k) + 1
+        h, author, ms, how = s.batches[k]
+        pins = [m.pin for m in ms]
+        if how == "refused":
+            assert agg.pin_refused(seq, f"2.{seq}", seq, author, h, pins, REASON, "tokens") == []
+        else:
+            assert agg.pin_committed(seq, f"2.{seq}", seq, author, h, pins, how) == []
+        kept += agg.take_new_unknown()
+    back = Aggregator.restore(agg.snapshot(with_unknown=False), agg.policy, kept)
+    assert back.snapshot() == agg.snapshot()
+    out: list[Released] = []
+    for b in data.draw(st.permutations(range(len(s.batches)))):
+        h, author, ms, how = s.batches[b]
+        pinned_by = "mp" if how == "mp" else "tokens"
+        out += back.batch_arrived(h, author, NODES, [_held(m, h, pinned_by=pinned_by) for m in ms])
+    refused = {m.id for _h, _a, ms, how in s.batches if how == "refused" for m in ms}
+    assert {r.message_id for r in out if r.outcome == "failed"} == refused
+    assert {r.message_id for r in out if r.outcome == "confirmed"} == (
+        {m.id for _h, _a, ms, _w in s.batches for m in ms} - refused
+    )
+    assert back.held_ids() == []
+
+
+def test_a_bound_message_is_confirmed_only_by_its_own_apps_transaction() -> None:
+    agg = Aggregator()
+    bound, plain = Msg("b", "n1", "x", 0), Msg("p", "n1", "x", 1)
+    hb, hp = b"\x01" * 32, b"\x02" * 32
+    agg.batch_arrived(hb, "n1", NODES, [_held(bound, hb, pinned_by="tokens")])
+    agg.batch_arrived(hp, "n1", NODES, [_held(plain, hp)])
+    out = agg.pin_committed(1, "2.1", 10, "n1", hb, [bound.pin])  # an mp command, not tokens
+    assert [(r.outcome, r.message_id) for r in out] == [("failed", "b")]
+    assert "pinned by a mp transaction" in out[0].reason
+    out = agg.pin_committed(2, "2.2", 20, "n1", hp, [plain.pin], "tokens")
+    assert [(r.outcome, r.message_id) for r in out] == [("failed", "p")]
+    # a later valid pin of the same message finds no place: the first one decided
+    assert agg.pin_committed(3, "2.3", 30, "n1", hb, [bound.pin], "tokens") == []
+
+
+def test_a_refusal_counts_only_from_the_node_the_pin_names_and_only_first() -> None:
+    agg = Aggregator()
+    a0, a1 = Msg("a0", "n1", "x", 0), Msg("a1", "n1", "x", 1)
+    h0, h1 = b"\x01" * 32, b"\x02" * 32
+    agg.batch_arrived(h0, "n1", NODES, [_held(a0, h0, pinned_by="tokens")])
+    # n2 carries n1's pin in a refused operation: it says nothing about n1's message
+    assert agg.pin_refused(1, "2.1", 10, "n2", h0, [a0.pin], REASON, "tokens") == []
+    assert agg.blocked_by("a0") is not None
+    out = agg.pin_committed(2, "2.2", 20, "n1", h0, [a0.pin], "tokens")
+    assert [(r.outcome, r.message_id, r.pin.tx_id) for r in out] == [("confirmed", "a0", "2.2")]
+    # a refusal after the placement changes nothing
+    assert agg.pin_refused(3, "2.3", 30, "n1", h0, [a0.pin], REASON, "tokens") == []
+    # a refusal before the batch: the batch fails on arrival, and the pin cannot be placed
+    assert agg.pin_refused(4, "2.4", 40, "n1", h1, [a1.pin], REASON, "tokens") == []
+    assert agg.pin_committed(5, "2.5", 50, "n1", h1, [a1.pin], "tokens") == []
+    back = Aggregator.restore(agg.snapshot(), agg.policy)
+    assert back.snapshot() == agg.snapshot()
+    late = back.batch_arrived(h1, "n1", NODES, [_held(a1, h1, pinned_by="tokens")])
+    assert [(r.outcome, r.message_id, r.reason, r.pin.tx_id) for r in late] == [
+        ("failed", "a1", REASON, "2.4")
+    ]
+    assert back.held_ids() == []

@@ -107,3 +107,26 @@ def test_pin_command_shape() -> None:
         with pytest.raises(CommandRefused):
             MpHandler().execute(None, bad)  # type: ignore[arg-type]
     assert MpHandler().execute(None, cmd.encode()) == []  # type: ignore[arg-type]
+
+
+def test_a_batch_pinned_by_a_token_operation_says_so_and_holds_one_message() -> None:
+    from charter.codec.syrup import Record, Symbol, decode
+
+    key = Ed25519PrivateKey.generate()
+    group = Group.of(["member-b", "member-a"])
+    plain = Batch("b1", "private", "member-a", "node-a", group, 5, (_msg(0),))
+    bound = Batch("b1", "private", "member-a", "node-a", group, 5, (_msg(0),), "tokens")
+    assert len(decode(plain.body()).fields) == 7  # ordinary batches keep their bytes
+    assert decode(bound.body()).fields[7] == Symbol("tokens")
+    signed = SignedBatch.decode(seal(bound, key).raw)
+    signed.verify(key.public_key)
+    assert signed.batch.pinned_by == "tokens" and signed.batch == bound
+    assert signed.hash != seal(plain, key).hash
+    with pytest.raises(MalformedBatch):
+        Batch("b2", "private", "member-a", "node-a", group, 5, (_msg(0), _msg(1)), "tokens")
+    with pytest.raises(MalformedBatch):
+        Batch("b3", "private", "member-a", "node-a", group, 5, (_msg(0),), "gov")
+    fields = list(decode(plain.body()).fields)
+    for app in (Symbol("mp"), "tokens"):  # "mp" is never spelled out; the app is a Symbol
+        with pytest.raises(MalformedBatch):
+            Batch.from_body(encode(Record(decode(plain.body()).label, *fields, app)))

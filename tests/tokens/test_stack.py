@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from rich.console import Console
 
@@ -100,6 +103,47 @@ def test_cli_against_the_stack(
     assert "--member" in cli("tokens", "balances", "--stack", NAME).error_line()
 
 
+def test_cli_transfer_carrying_a_message(
+    stack: tuple[Path, list[StackNode]], cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, nodes = stack
+    monkeypatch.setenv("CHARTER_HOME", str(home))
+    m1 = ("--stack", NAME, "--member", "member1")
+    assert cli("tokens", "pool", "create", "remit", *m1).code == 0
+    assert cli("tokens", "mint", "remit", "member1", "100", *m1).code == 0
+    data = ("--data", '{"invoice": "INV-9"}', "--data", '"thanks"')
+    r = cli(
+        "tokens", "transfer", "remit", "member1", "member2", "60",
+        "--topic", "remittance", "--tag", "inv", *data, "--private-to", "member2", *m1,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    found = re.search(
+        r"ok message (\S+) confirmed with tx (\d+\.\d+) \(private to member2\)", r.out
+    )
+    assert found, r.out
+    mid, tx = found.groups()
+    url = {n.entry.member: n.entry.api_url for n in nodes}
+    got = httpx.get(f"{url['member2']}/api/v1/messages/{mid}", timeout=10).json()
+    for _ in range(100):
+        if got.get("state") == "confirmed":
+            break
+        time.sleep(0.1)
+        got = httpx.get(f"{url['member2']}/api/v1/messages/{mid}", timeout=10).json()
+    assert (
+        got["state"] == "confirmed" and got["pin"]["tx_id"] == tx and got["topic"] == "remittance"
+    )
+    assert httpx.get(f"{url['member3']}/api/v1/messages/{mid}", timeout=10).status_code == 404
+    refused = cli(
+        "tokens", "transfer", "remit", "member1", "member2", "1000",
+        "--topic", "remittance", *data, "--private-to", "member2", *m1,
+    ).error_line()  # fmt: skip
+    assert refused.startswith("error [tokens.balance]") and refused.endswith(" failed)"), refused
+    bad = cli("tokens", "transfer", "remit", "member1", "member2", "1", "--data", "{nope", *m1)
+    assert bad.code != 0 and bad.error_line().startswith("error [cli.tokens.usage] --data #1")
+    bare = cli("tokens", "transfer", "remit", "member1", "member2", "1", "--topic", "t", *m1)
+    assert bare.code != 0 and "--data" in bare.error_line()
+
+
 def test_demo_act_trade_finance(stack: tuple[Path, list[StackNode]]) -> None:
     _, nodes = stack
     out = io.StringIO()
@@ -110,3 +154,7 @@ def test_demo_act_trade_finance(stack: tuple[Path, list[StackNode]]) -> None:
     print(text)
     assert "all 3 nodes agree" in text and "receipt" in text, text
     assert did["balances"]["member3"] == 200_000_00
+    assert (
+        f"member2 received the buyer's remittance {did['remittance'][:8]} confirmed with the"
+        f" payment (tx {did['payment_tx']}); member3 sees only its pin"
+    ) in text, text

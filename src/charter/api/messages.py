@@ -11,13 +11,16 @@
   ``/messages/{id}/blocked-by``.
 - ``POST /datatypes`` (JSON Schema, versioned), ``GET /datatypes``,
   ``GET /datatypes/{name}/{version}``; ``POST /data`` (a JSON value), ``GET /data/{id}``.
+
+``prepare_message`` is the one validation of a message a client asks for; the tokens routes
+use it for a message carried by a transfer (``BoundMessageIn``), so both refuse alike.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import jsonschema  # type: ignore[import-untyped]
@@ -35,7 +38,7 @@ from charter.store.data import get_data, get_datatype, insert_datatype, list_dat
 from charter.store.messages import MessageFilter, data_of, get_message, list_messages
 from charter.store.models import DataRow, DatatypeRow, MessageRow
 
-__all__ = ["messages_router"]
+__all__ = ["BoundMessageIn", "MessageIn", "messages_router", "prepare_message"]
 
 MAX_WAIT_S = 60.0
 _SCHEMA_CHECKER = jsonschema.Draft202012Validator
@@ -79,6 +82,18 @@ class MessageIn(_Strict):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class BoundMessageIn(_Strict):
+    """A message carried by a token operation: private with ``group``, else a broadcast."""
+
+    header: Header = Field(default_factory=Header)
+    group: GroupIn | None = None
+    data: list[DataIn] = Field(default_factory=list, max_length=MAX_DATA_ITEMS)
+
+    @property
+    def kind(self) -> Literal["broadcast", "private"]:
+        return "broadcast" if self.group is None else "private"
+
+
 class DatatypeIn(_Strict):
     name: str = Field(min_length=1, max_length=200)
     version: str = Field(min_length=1, max_length=64)
@@ -88,6 +103,95 @@ class DatatypeIn(_Strict):
 class ValueIn(_Strict):
     value: Any
     datatype: DatatypeRef | None = None
+
+
+async def _validate_value(
+    s: MessagingService, value: Any, ref: DatatypeRef | None, where: str
+) -> tuple[bytes, str, str]:
+    raw = canonical_json(value)
+    if ref is None:
+        return raw, "", ""
+    async with s.store.read() as session:
+        dt = await get_datatype(session, ref.name, ref.version)
+    if dt is None:
+        raise Problem(400, "mp.datatype.unknown", f"{where}: no datatype {ref.name} {ref.version}")
+    errors = sorted(_SCHEMA_CHECKER(dt.schema).iter_errors(value), key=str)
+    if errors:
+        first = errors[0]
+        path = "/".join(str(p) for p in first.absolute_path)
+        raise Problem(
+            400,
+            "mp.data.schema",
+            f"{where} does not match {ref.name} {ref.version}: {first.message}"
+            + (f" (at /{path})" if path else ""),
+            extra={"errors": [e.message for e in errors[:10]]},
+        )
+    return raw, ref.name, ref.version
+
+
+async def prepare_message(
+    s: MessagingService,
+    kind: Literal["broadcast", "private", "requestreply"],
+    header: Header,
+    group: GroupIn | None,
+    data: Sequence[DataIn],
+    idempotency_key: str | None = None,
+) -> tuple[SendRequest, list[DataItem]]:
+    """Check a message a client asks for, and its data, before anything is stored or sent;
+    raises ``Problem`` (``mp.message.invalid``, ``mp.data.schema``, ``mp.datatype.unknown``,
+    ``mp.data.not_found``, ``mp.data.in_use``)."""
+    if kind == "broadcast" and group is not None:
+        raise Problem(400, "mp.message.invalid", "a broadcast goes to every member: no group")
+    if kind != "broadcast" and group is None:
+        raise Problem(400, "mp.message.invalid", "a private message names its group")
+    if len(header.topic.encode("utf-8")) > MAX_TOPIC_BYTES:
+        raise Problem(400, "mp.message.invalid", f"a topic is at most {MAX_TOPIC_BYTES} bytes")
+    if not data:
+        raise Problem(400, "mp.message.invalid", "a message holds at least one data item")
+    items: list[DataItem] = []
+    for i, d in enumerate(data):
+        where = f"data[{i}]"
+        if d.id is not None:
+            if d.value is not None or d.datatype is not None:
+                raise Problem(400, "mp.message.invalid", f"{where}: an id or a value, not both")
+            async with s.store.read() as session:
+                row = await get_data(session, d.id)
+            if row is None:
+                raise Problem(400, "mp.data.not_found", f"{where}: no data {d.id}")
+            if row.message_id is not None:
+                raise Problem(409, "mp.data.in_use", f"{where}: data {d.id} belongs to a message")
+            value = None if row.value is None and row.blob_hash else canonical_json(row.value)
+            items.append(
+                DataItem(
+                    row.id,
+                    value,
+                    row.datatype_name or "",
+                    row.datatype_version or "",
+                    bytes.fromhex(row.blob_hash) if row.blob_hash else b"",
+                    row.blob_size if row.blob_size is not None else -1,
+                    row.blob_name or "",
+                )
+            )
+            continue
+        try:
+            raw, name, version = await _validate_value(s, d.value, d.datatype, where)
+        except InvalidMessage as exc:
+            raise Problem(400, exc.code, f"{where}: {exc.message}") from None
+        items.append(DataItem(str(uuid.uuid4()), raw, name, version))
+    req = SendRequest(
+        kind,
+        header.topic,
+        header.tag,
+        header.cid,
+        tuple(group.members) if group is not None else (),
+        (),
+        idempotency_key,
+    )
+    try:
+        s.group_for(req)
+    except InvalidMessage as exc:
+        raise Problem(400, exc.code, exc.message) from None
+    return req, items
 
 
 def _message_json(m: MessageRow, data: list[DataRow] | None = None) -> dict[str, Any]:
@@ -136,31 +240,6 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
         except LookupError:
             raise Problem(503, "mp.not_ready", "the messaging service is starting") from None
 
-    async def validate_value(
-        s: MessagingService, value: Any, ref: DatatypeRef | None, where: str
-    ) -> tuple[bytes, str, str]:
-        raw = canonical_json(value)
-        if ref is None:
-            return raw, "", ""
-        async with s.store.read() as session:
-            dt = await get_datatype(session, ref.name, ref.version)
-        if dt is None:
-            raise Problem(
-                400, "mp.datatype.unknown", f"{where}: no datatype {ref.name} {ref.version}"
-            )
-        errors = sorted(_SCHEMA_CHECKER(dt.schema).iter_errors(value), key=str)
-        if errors:
-            first = errors[0]
-            path = "/".join(str(p) for p in first.absolute_path)
-            raise Problem(
-                400,
-                "mp.data.schema",
-                f"{where} does not match {ref.name} {ref.version}: {first.message}"
-                + (f" (at /{path})" if path else ""),
-                extra={"errors": [e.message for e in errors[:10]]},
-            )
-        return raw, ref.name, ref.version
-
     async def send(
         kind: Literal["broadcast", "private", "requestreply"],
         body: MessageIn,
@@ -168,53 +247,8 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
         wait_s: float,
     ) -> JSONResponse:
         s = service()
-        if kind == "broadcast" and body.group is not None:
-            raise Problem(400, "mp.message.invalid", "a broadcast goes to every member: no group")
-        if kind != "broadcast" and body.group is None:
-            raise Problem(400, "mp.message.invalid", "a private message names its group")
-        if kind == "requestreply" and not body.header.cid and not body.header.tag:
-            pass
-        if len(body.header.topic.encode("utf-8")) > MAX_TOPIC_BYTES:
-            raise Problem(400, "mp.message.invalid", f"a topic is at most {MAX_TOPIC_BYTES} bytes")
-        if not body.data:
-            raise Problem(400, "mp.message.invalid", "a message holds at least one data item")
-        items: list[DataItem] = []
-        for i, d in enumerate(body.data):
-            where = f"data[{i}]"
-            if d.id is not None:
-                if d.value is not None or d.datatype is not None:
-                    raise Problem(400, "mp.message.invalid", f"{where}: an id or a value, not both")
-                async with s.store.read() as session:
-                    row = await get_data(session, d.id)
-                if row is None:
-                    raise Problem(400, "mp.data.not_found", f"{where}: no data {d.id}")
-                if row.message_id is not None:
-                    raise Problem(
-                        409, "mp.data.in_use", f"{where}: data {d.id} belongs to a message"
-                    )
-                value = None if row.value is None and row.blob_hash else canonical_json(row.value)
-                items.append(
-                    DataItem(
-                        row.id,
-                        value,
-                        row.datatype_name or "",
-                        row.datatype_version or "",
-                        bytes.fromhex(row.blob_hash) if row.blob_hash else b"",
-                        row.blob_size if row.blob_size is not None else -1,
-                        row.blob_name or "",
-                    )
-                )
-                continue
-            raw, name, version = await validate_value(s, d.value, d.datatype, where)
-            items.append(DataItem(str(uuid.uuid4()), raw, name, version))
-        req = SendRequest(
-            kind,
-            body.header.topic,
-            body.header.tag,
-            body.header.cid,
-            tuple(body.group.members) if body.group is not None else (),
-            (),
-            body.idempotency_key,
+        req, items = await prepare_message(
+            s, kind, body.header, body.group, body.data, body.idempotency_key
         )
         try:
             mid, created = await s.send(req, items)
@@ -374,7 +408,7 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
     @router.post("/data", status_code=201)
     async def add_data(body: ValueIn) -> dict[str, Any]:
         s = service()
-        raw, name, version = await validate_value(s, body.value, body.datatype, "value")
+        raw, name, version = await _validate_value(s, body.value, body.datatype, "value")
         item = DataItem(str(uuid.uuid4()), raw, name, version)
         row = DataRow(
             id=item.id,

@@ -7,19 +7,29 @@ decimal strings of base units. A write the handler refuses answers a problem+jso
 transaction's ``tx_id``, ``tx_status`` (``Invalid``) and ``reason``: 422 for a malformed
 argument, 409 for a refusal that depends on ledger state. Reads answer from this node's
 applied state.
+
+A mint, burn or transfer may carry a ``message`` (``BoundMessageIn``): it is validated like
+the messages API validates one, stored and sealed alone in its own batch by the node's
+messaging service, and its batch's pins record is embedded in the token command, so the
+one transaction orders both. The answer (or the refusal's problem) names the message.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from charter.api.messages import BoundMessageIn, prepare_message
 from charter.api.problems import Problem
+from charter.errors import CharterError
 from charter.ledger.engine import Command, TxStatus
+from charter.multiparty.errors import InvalidMessage
+from charter.multiparty.service import MessagingService
 from charter.node.ledger_service import LedgerService, SubmitTicket
 from charter.tokens import queries as q
 from charter.tokens.errors import TokensError
@@ -50,6 +60,9 @@ Wait = Literal["accepted", "committed"]
 WAIT_DOC = "accepted: applied at this node (Pending); committed: covered by a signature"
 MAX_BATCH = 5000
 """Most transfers one batch request may carry."""
+MESSAGE_WAIT_S = 5.0
+"""How long an answer waits for a carried message's final state here, once the token
+transaction applied (the author holds the batch, so it settles in the writer's next round)."""
 
 _MALFORMED = frozenset(
     {
@@ -59,6 +72,7 @@ _MALFORMED = frozenset(
         "tokens.token_id",
         "tokens.pool",
         "tokens.pin",
+        "tokens.message",
         "tokens.transfer.self",
     }
 )
@@ -85,6 +99,8 @@ class MintIn(_Body):
     token_id: str = ""
     uri: str = Field(default="", max_length=1024)
     metadata_hash: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+    message: BoundMessageIn | None = None
+    """A message confirmed with the mint, or not at all."""
 
 
 class BurnIn(_Body):
@@ -92,6 +108,7 @@ class BurnIn(_Body):
     from_: str = Field(alias="from")
     amount: str = _AMOUNT
     token_id: str = ""
+    message: BoundMessageIn | None = None
 
 
 class TransferIn(_Body):
@@ -104,6 +121,11 @@ class TransferIn(_Body):
     """The approved operator account moving the owner's tokens ("" : the owner)."""
     pin: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
     """Hex of a 32-byte message pin confirmed in the same transaction."""
+
+
+class TransferWithMessageIn(TransferIn):
+    message: BoundMessageIn | None = None
+    """A message confirmed with the transfer, or not at all (private with ``group``)."""
 
 
 class TransferBatchIn(_Body):
@@ -148,6 +170,8 @@ def transfer_op(body: TransferIn) -> Transfer:
     _check_pool(body.pool)
     _check_account(body.from_, "sender")
     _check_account(body.to, "recipient")
+    if body.from_ == body.to:
+        raise _bad("tokens.transfer.self", f"{body.from_[:80]!r} sends to itself")
     if body.operator:
         _check_account(body.operator, "operator")
     _token_id(body.token_id)
@@ -197,15 +221,41 @@ def transfer_doc(rec: TransferRecord) -> dict[str, Any]:
         "token_id": rec.token_id or None,
         "operator": rec.operator or None,
         "pin": rec.pin.hex() or None,
+        "message_batch": rec.batch_hash.hex() or None,
         "member": rec.member,
         "batch_seq": rec.batch_seq,
     }
 
 
-def tokens_router(service: LedgerService, *, request_timeout: float = 30.0) -> APIRouter:
-    """The tokens routes over ``service`` (mounted under ``/api/v1``)."""
+def refusal(ticket: SubmitTicket, extra: dict[str, Any] | None = None) -> Problem:
+    """The problem answering a transaction the handler refused."""
+    reason = ticket.reason or "invalid"
+    rule = rule_of(reason)
+    status = 422 if rule in _MALFORMED else 409
+    body = {"tx_id": ticket.tx_id, "tx_status": ticket.status.value, "reason": reason}
+    return Problem(status, rule, reason, extra=body | (extra or {}))
+
+
+def tokens_router(
+    service: LedgerService,
+    *,
+    request_timeout: float = 30.0,
+    messaging: Callable[[], MessagingService] | None = None,
+) -> APIRouter:
+    """The tokens routes over ``service`` (mounted under ``/api/v1``); ``messaging()``
+    answers the node's running messaging service (``LookupError`` if there is none)."""
     router = APIRouter(prefix="/tokens", tags=["tokens"])
     engine = service.engine
+
+    def messages() -> MessagingService:
+        try:
+            if messaging is None:
+                raise LookupError("no messaging service")
+            return messaging()
+        except LookupError:
+            raise Problem(
+                503, "mp.not_ready", "this node's messaging service is not running"
+            ) from None
 
     async def bounded(work: Awaitable[T], what: str) -> T:
         try:
@@ -218,14 +268,65 @@ def tokens_router(service: LedgerService, *, request_timeout: float = 30.0) -> A
 
     async def submit(op: Operation, wait: Wait, echo: dict[str, Any]) -> dict[str, Any]:
         ticket = await bounded(service.submit(Command(APP, op.encode()), wait=wait), "the write")
-        doc = ticket_doc(ticket)
         if ticket.status is TxStatus.INVALID:
-            reason = ticket.reason or "invalid"
-            rule = rule_of(reason)
-            status = 422 if rule in _MALFORMED else 409
-            extra = {"tx_id": ticket.tx_id, "tx_status": ticket.status.value, "reason": reason}
-            raise Problem(status, rule, reason, extra=extra)
-        return doc | echo
+            raise refusal(ticket)
+        return ticket_doc(ticket) | echo
+
+    async def submit_carrying(
+        op: Mint | Burn | Transfer, message: BoundMessageIn, wait: Wait, echo: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Seal the message for ``op``, then submit ``op`` with its pins record, once.
+
+        Nothing is stored before the message and the operation's arguments are checked.
+        The command is never resubmitted: if its fate is unknown (a timeout), the ledger
+        still decides it, and the message follows what the ledger decided.
+        """
+        s = messages()
+        req, items = await prepare_message(
+            s, message.kind, message.header, message.group, message.data
+        )
+        try:
+            bound = await bounded(s.send_bound(req, items, APP), "storing the message")
+        except InvalidMessage as exc:
+            raise Problem(400, exc.code, exc.message) from None
+        carried = dataclasses.replace(op, message=bound.record)
+        doc: dict[str, Any] = {
+            "id": bound.message_id,
+            "type": req.type,
+            "topic": req.topic,
+            "pin": bound.record.pins[0].hex(),
+            "batch": bound.record.batch_hash.hex(),
+            "state": "sent",
+        }
+        try:
+            ticket = await bounded(
+                service.submit(Command(APP, carried.encode()), wait=wait), "the write"
+            )
+        except Problem as timeout:
+            timeout.extra.setdefault("message", doc)
+            raise
+        except CharterError as exc:
+            unavailable = Problem.from_error(exc)
+            unavailable.extra["message"] = doc
+            raise unavailable from None
+        refused = ticket.status is TxStatus.INVALID
+        state = None
+        if refused or wait == "committed":
+            state = await s.wait_final(bound.message_id, min(MESSAGE_WAIT_S, request_timeout))
+        doc["state"] = state or await s.message_state(bound.message_id) or "sent"
+        if refused:
+            raise refusal(ticket, {"message": doc})
+        return ticket_doc(ticket) | echo | {"message": doc}
+
+    async def write(
+        op: Mint | Burn | Transfer,
+        message: BoundMessageIn | None,
+        wait: Wait,
+        echo: dict[str, Any],
+    ) -> dict[str, Any]:
+        if message is None:
+            return await submit(op, wait, echo)
+        return await submit_carrying(op, message, wait, echo)
 
     @router.post("/pools", summary="Create a pool")
     async def create_pool(
@@ -249,7 +350,8 @@ def tokens_router(service: LedgerService, *, request_timeout: float = 30.0) -> A
         op = Mint(
             body.pool, body.to, amount, body.token_id, body.uri, bytes.fromhex(body.metadata_hash)
         )
-        return await submit(op, wait, {"pool": body.pool, "to": body.to, "amount": body.amount})
+        echo = {"pool": body.pool, "to": body.to, "amount": body.amount}
+        return await write(op, body.message, wait, echo)
 
     @router.post("/burn", summary="Burn tokens from an account this node's member owns")
     async def burn(
@@ -259,19 +361,21 @@ def tokens_router(service: LedgerService, *, request_timeout: float = 30.0) -> A
         _check_account(body.from_, "account")
         _token_id(body.token_id)
         op = Burn(body.pool, body.from_, _amount(body.amount), body.token_id)
-        return await submit(
-            op, wait, {"pool": body.pool, "from": body.from_, "amount": body.amount}
-        )
+        echo = {"pool": body.pool, "from": body.from_, "amount": body.amount}
+        return await write(op, body.message, wait, echo)
 
     @router.post("/transfers", summary="Transfer tokens")
     async def transfer(
-        body: TransferIn, wait: Annotated[Wait, Query(description=WAIT_DOC)] = "accepted"
+        body: TransferWithMessageIn,
+        wait: Annotated[Wait, Query(description=WAIT_DOC)] = "accepted",
     ) -> dict[str, Any]:
         op = transfer_op(body)
+        if op.pin and body.message is not None:
+            raise _bad("tokens.message", "a transfer carries a pin or a message, not both")
         echo = {"pool": body.pool, "from": body.from_, "to": body.to, "amount": body.amount}
         if body.token_id:
             echo["token_id"] = body.token_id
-        return await submit(op, wait, echo)
+        return await write(op, body.message, wait, echo)
 
     @router.post(
         "/transfers/batch",

@@ -8,7 +8,10 @@ supplier's financier) and runs:
    its buyer's account;
 2. the supplier shares its delivery note privately with its financier (a private
    message to the group {supplier, financier}; the bank's node never sees it);
-3. on delivery the bank pays the supplier (a transfer carrying nothing but value);
+3. on delivery the bank pays the supplier, and the payment carries the buyer's remittance
+   advice, a message private to the supplier: the message and the payment are confirmed
+   together by one transaction (the financier's node sees neither the message nor its
+   topic, only a salted pin in that transaction);
 4. the supplier lets its financier collect the financed share (an allowance), and the
    financier's node collects it as the approved operator;
 5. every node reports the same balances, supply equals minted minus burned, the
@@ -88,6 +91,49 @@ def _share_delivery_note(
     _ok(console, f"{supplier} shared its delivery note privately with {financier} (not {bank})")
 
 
+def _remittance_received(
+    console: Console,
+    http: httpx.Client,
+    urls: Mapping[str, str],
+    paid: Mapping[str, Any],
+    supplier: str,
+    financier: str,
+) -> None:
+    """The supplier's node confirmed the remittance with the payment's own transaction."""
+    carried = paid.get("message")
+    if not isinstance(carried, Mapping):
+        raise DemoError("the payment does not name the message it carried")
+    message_id, tx_id = str(carried["id"]), str(paid["tx_id"])
+
+    def confirmed() -> dict[str, Any] | None:
+        got = http.get(f"{urls[supplier]}/api/v1/messages/{message_id}", timeout=5.0)
+        if got.status_code != 200:
+            return None
+        doc: dict[str, Any] = got.json()
+        return doc if doc.get("state") in ("confirmed", "failed") else None
+
+    doc = until(confirmed, AGREE_TIMEOUT, f"the remittance at {supplier}")
+    pin_tx = (doc.get("pin") or {}).get("tx_id")
+    if doc["state"] != "confirmed" or pin_tx != tx_id:
+        raise DemoError(f"the remittance at {supplier} is {doc['state']} at {pin_tx}, not {tx_id}")
+    hidden = http.get(f"{urls[financier]}/api/v1/messages/{message_id}", timeout=5.0)
+    if hidden.status_code == 200:
+        raise DemoError(f"{financier} can read the buyer's remittance")
+    history = http.get(
+        f"{urls[financier]}/api/v1/tokens/transfers",
+        params={"pool": str(paid["pool"]), "limit": 1000},
+        timeout=5.0,
+    )
+    rows = [h for h in history.json() if h.get("tx_id") == tx_id] if history.is_success else []
+    if not rows or rows[0].get("pin") != carried.get("pin"):
+        raise DemoError(f"{financier}'s ledger does not hold the remittance's pin at {tx_id}")
+    _ok(
+        console,
+        f"{supplier} received the buyer's remittance {message_id[:8]} confirmed with the payment"
+        f" (tx {tx_id}); {financier} sees only its pin",
+    )
+
+
 def _token_events(
     console: Console, http: httpx.Client, url: str, pool: str, payment_tx: str
 ) -> None:
@@ -138,8 +184,19 @@ def tokens_act(
 
             _share_delivery_note(console, client, base_urls, supplier, financier, bank, pool)
 
-            paid = api[bank].transfer(pool, buyer, supplier, INVOICE)
-            _ok(console, f"{bank} paid {supplier} 250,000.00 on delivery (tx {paid['tx_id']})")
+            remittance = TokensClient.message_body(
+                f"trade/{pool}",
+                [{"invoice": f"INV-{pool}", "paid": str(INVOICE), "payer": buyer}],
+                private_to=[supplier],
+                tag="remittance",
+            )
+            paid = api[bank].transfer(pool, buyer, supplier, INVOICE, message=remittance)
+            _ok(
+                console,
+                f"{bank} paid {supplier} 250,000.00 on delivery with the buyer's remittance"
+                f" (tx {paid['tx_id']})",
+            )
+            _remittance_received(console, client, base_urls, paid, supplier, financier)
             api[supplier].approve(pool, supplier, financier, amount=FINANCED)
             _ok(console, f"{supplier} allowed {financier} to collect 200,000.00")
             collected = api[financier].transfer(
@@ -180,7 +237,12 @@ def tokens_act(
         if r.status_code != 200:
             raise DemoError(f"no receipt for the payment {paid['tx_id']}: {r.status_code}")
         _ok(console, f"the payment's receipt ({len(r.content)} bytes) proves it in the ledger")
-        return {"pool": pool, "payment_tx": paid["tx_id"], "balances": expected}
+        return {
+            "pool": pool,
+            "payment_tx": paid["tx_id"],
+            "remittance": paid["message"]["id"],
+            "balances": expected,
+        }
     finally:
         if own:
             client.close()

@@ -3,6 +3,9 @@
 Every command talks to one node's REST API: ``--api URL``, or ``--stack NAME`` with
 ``--member NAME`` (that member's first node in the local stack). Writes wait until the
 transaction is committed; a refused one prints its rule and reason and exits 1.
+
+``transfer`` may carry a message (``--data``, with ``--topic``, ``--tag`` and
+``--private-to``): it is confirmed with the transfer, or fails with it.
 """
 
 from __future__ import annotations
@@ -161,6 +164,25 @@ def burn(
     _written(doc, f"burned {amount} {pool} from {from_}", as_json)
 
 
+def carried_message(
+    topic: str | None, tag: str, data: list[str] | None, private_to: list[str] | None
+) -> dict[str, Any] | None:
+    """The message ``--topic/--tag/--data/--private-to`` describe (None: no ``--data``)."""
+    if not data:
+        if topic is not None or tag or private_to:
+            raise TokensUsageError("a carried message needs at least one --data JSON value")
+        return None
+    values = []
+    for i, text in enumerate(data, start=1):
+        try:
+            values.append(json.loads(text))
+        except ValueError as exc:
+            raise TokensUsageError(f"--data #{i} is not JSON: {exc}") from None
+    return TokensClient.message_body(
+        topic or "", values, private_to=sorted(set(private_to or [])), tag=tag
+    )
+
+
 @app.command("transfer")
 def transfer(
     pool: Annotated[str, typer.Argument(help="Pool name.")],
@@ -171,16 +193,51 @@ def transfer(
     operator: Annotated[
         str, typer.Option("--operator", help="Approved operator account moving FROM's tokens.")
     ] = "",
+    topic: Annotated[
+        str | None, typer.Option("--topic", help="Topic of the message the transfer carries.")
+    ] = None,
+    tag: Annotated[str, typer.Option("--tag", help="Tag of the carried message.")] = "",
+    data: Annotated[
+        list[str] | None,
+        typer.Option("--data", help="A JSON value of the carried message (repeatable)."),
+    ] = None,
+    private_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--private-to",
+            help="A member the message is private to (repeatable; else a broadcast).",
+        ),
+    ] = None,
     stack: StackOpt = None,
     member: MemberOpt = None,
     api: ApiOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Transfer tokens."""
-    doc = client_for(stack, member, api).transfer(
-        pool, from_, to, _amount(amount), token_id=token_id, operator=operator
-    )
+    """Transfer tokens, optionally with a message confirmed together with the transfer."""
+    message = carried_message(topic, tag, data, private_to)
+    client = client_for(stack, member, api)
+    try:
+        doc = client.transfer(
+            pool, from_, to, _amount(amount), token_id=token_id, operator=operator, message=message
+        )
+    except TokensApiError as exc:
+        if exc.carried is None or "id" not in exc.carried:
+            raise
+        state = exc.carried.get("state", "sent")
+        raise TokensApiError(
+            f"{exc.message} (message {exc.carried['id']} {state})",
+            code=exc.code,
+            tx_id=exc.tx_id,
+            carried=exc.carried,
+        ) from None
     _written(doc, f"transferred {amount} {pool} from {from_} to {to}", as_json)
+    carried = doc.get("message")
+    if carried is not None and not as_json:
+        to_whom = "private to " + ", ".join(private_to or []) if private_to else "broadcast"
+        console.print(
+            f"ok message {carried['id']} {carried['state']} with tx {doc['tx_id']}"
+            f" ({escape(to_whom)})"
+        )
 
 
 @app.command("approve")

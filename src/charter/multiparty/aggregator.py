@@ -3,7 +3,11 @@
 A pure state machine (no clock, no I/O). Its inputs:
 
 - ``pin_committed``: an ``mp`` command applied by the ledger (its seqno, tx id, the
-  submitting node the engine verified, the submitter's batch time, batch hash, pins);
+  submitting node the engine verified, the submitter's batch time, batch hash, pins), or a
+  valid transaction of another app carrying a pins record (``source``: a token operation
+  carrying a message);
+- ``pin_refused``: an Invalid transaction carrying a pins record (the token operation
+  was refused), with the refusal's reason;
 - ``batch_arrived``: a batch whose signature and pins the caller verified;
 - ``blob_arrived``: a blob a held message refers to is now complete here;
 - ``tick``: ledger time moved (the batch time of any applied transaction).
@@ -23,6 +27,14 @@ A committed pin it does not expect is kept as *unknown*: when a batch reveals a 
 context later, unknown pins of that context are placed where the ledger put them.
 An expected pin is only accepted from the node it names (the engine verified the
 submitter), so another node cannot occupy someone else's place.
+
+**Bound messages.** A message whose batch names another app as its pinner
+(``Held.pinned_by``) is confirmed only at a pin that app's valid transaction placed, and an
+ordinary one only at an ``mp`` pin: a release at a pin of the wrong source fails the
+message. A refused transaction's pin, from the node it names, is never placed: it takes
+its nonce (so nothing can place that pin later) and fails its message, now if its batch is
+here, or when the batch arrives. A refusal does not enter the context's queue, so it holds
+nothing back. Placements and refusals of one pin count in ledger order: the first wins.
 
 **Failure policy.** ``fail_after_us=None`` waits for ever. Otherwise a head whose batch
 or blobs have not arrived when ledger time (the highest batch time applied so far, never
@@ -78,9 +90,13 @@ class PinRef:
     submitter: str = field(compare=False)
     batch_hash: bytes = field(compare=False)
     pin: bytes = field(compare=False)
+    source: str = field(default="mp", compare=False)
+    """The app of the transaction that carried it (``mp``, or ``tokens``)."""
+    refusal: str = field(default="", compare=False)
+    """The reason its transaction was refused ("" : it was valid)."""
 
     def to_record(self) -> list[object]:
-        return [
+        out: list[object] = [
             self.seqno,
             self.index,
             self.tx_id,
@@ -89,9 +105,14 @@ class PinRef:
             self.batch_hash,
             self.pin,
         ]
+        if self.source != "mp" or self.refusal:  # mp pins keep their seven fields
+            out += [self.source, self.refusal]
+        return out
 
     @classmethod
     def from_record(cls, r: Sequence[object]) -> PinRef:
+        if len(r) not in (7, 9):
+            raise ValueError("a pin record has 7 or 9 fields")
         return cls(*r)  # type: ignore[arg-type]
 
 
@@ -108,6 +129,8 @@ class Held:
     missing: set[bytes]
     """Blob hashes not yet here."""
     created_us: int = 0
+    pinned_by: str = "mp"
+    """The app whose valid transaction must place its pin (its batch says which)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +185,8 @@ class Aggregator:
         self._held_by_id: dict[str, bytes] = {}
         self._blob_waiters: dict[bytes, set[bytes]] = {}
         self._failed: dict[bytes, PinRef] = {}
+        self._refused: dict[bytes, PinRef] = {}
+        """Refused pins that took their place, waiting for their batch to fail it."""
         self._attributed: list[tuple[PinRef, bytes]] = []
         self._new_unknown: list[PinRef] = []
         self._batches: dict[bytes, int] = {}
@@ -177,13 +202,14 @@ class Aggregator:
         submitter: str,
         batch_hash: bytes,
         pins: Sequence[bytes],
+        source: str = "mp",
     ) -> list[Released]:
         if seqno <= self.processed_seqno:
             return []  # a replay of what this aggregator already took in
         self.processed_seqno = seqno
         touched: set[bytes] = set()
         for i, p in enumerate(pins):
-            ref = PinRef(seqno, i, tx_id, time_us, submitter, batch_hash, p)
+            ref = PinRef(seqno, i, tx_id, time_us, submitter, batch_hash, p, source)
             ctx = self._attribute(ref)
             if ctx is not None:
                 touched.add(ctx)
@@ -194,6 +220,37 @@ class Aggregator:
         out = self._advance_time(time_us)
         for ctx in sorted(touched):
             out.extend(self._release(ctx))
+        return out
+
+    def pin_refused(
+        self,
+        seqno: int,
+        tx_id: str,
+        time_us: int,
+        submitter: str,
+        batch_hash: bytes,
+        pins: Sequence[bytes],
+        reason: str,
+        source: str,
+    ) -> list[Released]:
+        """An Invalid ``source`` transaction at ``seqno`` carried these pins: none is placed,
+        and each one's message (from the node that submitted it) fails with ``reason``.
+        Ledger time does not move: a refused transaction changes nothing else."""
+        if seqno <= self.processed_seqno:
+            return []
+        self.processed_seqno = seqno
+        out: list[Released] = []
+        for i, p in enumerate(pins):
+            ref = PinRef(
+                seqno, i, tx_id, time_us, submitter, batch_hash, p, source, reason or "refused"
+            )
+            done = self._refuse(ref)
+            if done is not None:
+                out.extend(done)
+            elif p not in self._unknown:
+                self._unknown[p] = ref
+                self._new_unknown.append(ref)
+        self._trim_unknown()
         return out
 
     def clock(self, seqno: int, time_us: int) -> list[Released]:
@@ -216,6 +273,9 @@ class Aggregator:
             return []
         cands = tuple(sorted(set(candidates)))
         out: list[Released] = []
+        for ctx in sorted({h.context for h in messages} - self._contexts.keys()):
+            # first, so that pins of these contexts seen earlier take their places
+            out.extend(self._register(ctx, cands))
         touched: set[bytes] = set()
         fresh: list[Held] = []
         for h in messages:
@@ -227,6 +287,10 @@ class Aggregator:
                     Released("failed", h.context, h.message_id, ref, "arrived after its pin failed")
                 )
                 continue
+            if h.pin in self._refused:
+                ref = self._refused.pop(h.pin)
+                out.append(Released("failed", h.context, h.message_id, ref, ref.refusal))
+                continue
             fresh.append(h)
         if not fresh:
             return out
@@ -236,8 +300,6 @@ class Aggregator:
             self._held_by_id[h.message_id] = h.pin
             for b in h.missing:
                 self._blob_waiters.setdefault(b, set()).add(h.pin)
-            if h.context not in self._contexts:
-                self._register(h.context, cands)
             touched.add(h.context)
         for ctx in sorted(touched):
             out.extend(self._release(ctx))
@@ -340,7 +402,9 @@ class Aggregator:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _register(self, context: bytes, candidates: tuple[str, ...]) -> None:
+    def _register(self, context: bytes, candidates: tuple[str, ...]) -> list[Released]:
+        """Know ``context``; answers the failures of held messages whose pins were refused."""
+        out: list[Released] = []
         c = self._contexts[context] = _Context(candidates, {}, {}, [])
         for a in candidates:
             c.high[a] = 0
@@ -357,12 +421,19 @@ class Aggregator:
                     if p in self._unknown and self._expected.get(p) == (context, a, n):
                         hits.append(self._unknown[p])
             matched = False
-            for ref in sorted(hits):
-                if self._attribute(ref) is not None:
+            for ref in sorted(hits):  # ledger order: a pin's first placement or refusal wins
+                if ref.refusal:
+                    done = self._refuse(ref)
+                    if done is not None:
+                        out.extend(done)
+                        del self._unknown[ref.pin]
+                        matched = True
+                elif self._attribute(ref) is not None:
                     del self._unknown[ref.pin]
                     matched = True
             if not matched:
                 break
+        return out
 
     def _attribute(self, ref: PinRef) -> bytes | None:
         hit = self._expected.get(ref.pin)
@@ -372,10 +443,31 @@ class Aggregator:
         if ref.submitter != author:
             return None  # only the node a pin names may take its place
         c = self._contexts[context]
-        del self._expected[ref.pin]
+        self._take_nonce(c, context, author, nonce, ref.pin)
         bisect.insort(c.queue, (ref, author, nonce), key=lambda e: (e[0].seqno, e[0].index))
-        c.seen[author].add(nonce)
         self._attributed.append((ref, context))
+        return context
+
+    def _refuse(self, ref: PinRef) -> list[Released] | None:
+        """Take a refused pin's place; None if this node cannot attribute it (yet)."""
+        hit = self._expected.get(ref.pin)
+        if hit is None:
+            return None
+        context, author, nonce = hit
+        if ref.submitter != author:
+            return None  # another node's refusal says nothing about this pin
+        self._take_nonce(self._contexts[context], context, author, nonce, ref.pin)
+        h = self._held.get(ref.pin)
+        if h is None:
+            self._refused[ref.pin] = ref
+            return []
+        self._drop_held(h)
+        return [Released("failed", context, h.message_id, ref, ref.refusal)]
+
+    def _take_nonce(self, c: _Context, context: bytes, author: str, nonce: int, pin: bytes) -> None:
+        """``pin`` (``author``'s ``nonce`` in ``context``) took its place: slide the window."""
+        del self._expected[pin]
+        c.seen[author].add(nonce)
         w = self.policy.window
         high = c.high[author]
         if nonce + 1 > high:
@@ -386,7 +478,6 @@ class Aggregator:
                     self._expected.pop(pin_of(context, author, n), None)
             c.high[author] = high = nonce + 1
             c.seen[author] = {n for n in c.seen[author] if n >= high - w}
-        return context
 
     def _release(self, context: bytes) -> list[Released]:
         c = self._contexts[context]
@@ -397,7 +488,12 @@ class Aggregator:
             h = self._held.get(ref.pin)
             if h is not None and h.batch_hash != ref.batch_hash:
                 h = None
-            if h is not None and not h.missing:
+            if h is not None and h.pinned_by != ref.source:
+                c.queue.pop(0)
+                self._drop_held(h)
+                why = f"pinned by a {ref.source} transaction, bound to {h.pinned_by}"
+                out.append(Released("failed", context, h.message_id, ref, why))
+            elif h is not None and not h.missing:
                 c.queue.pop(0)
                 self._drop_held(h)
                 out.append(Released("confirmed", context, h.message_id, ref))
@@ -441,6 +537,8 @@ class Aggregator:
                 self._unknown = {p: r for p, r in self._unknown.items() if r.time_us >= horizon}
         if self._failed:
             self._failed = {p: r for p, r in self._failed.items() if r.time_us >= horizon}
+        if self._refused:
+            self._refused = {p: r for p, r in self._refused.items() if r.time_us >= horizon}
         if self.policy.fail_after_us is None:
             return []
         out: list[Released] = []
@@ -466,8 +564,9 @@ class Aggregator:
                     [[*ref.to_record(), a, n] for ref, a, n in c.queue],
                 ]
             )
-        held = [
-            [
+        held = []
+        for h in sorted(self._held.values(), key=lambda x: x.pin):
+            rec: list[object] = [
                 h.message_id,
                 h.context,
                 h.author,
@@ -477,10 +576,12 @@ class Aggregator:
                 sorted(h.missing),
                 h.created_us,
             ]
-            for h in sorted(self._held.values(), key=lambda x: x.pin)
-        ]
+            if h.pinned_by != "mp":
+                rec.append(h.pinned_by)
+            held.append(rec)
         unknown = [r.to_record() for r in sorted(self._unknown.values())] if with_unknown else []
         failed = [r.to_record() for r in sorted(self._failed.values())]
+        refused = [r.to_record() for r in sorted(self._refused.values())]
         return encode(
             Record(
                 _SNAP,
@@ -490,6 +591,7 @@ class Aggregator:
                 held,
                 unknown,
                 failed,
+                refused,
             )
         )
 
@@ -501,9 +603,10 @@ class Aggregator:
         unknown: Iterable[PinRef] = (),
     ) -> Aggregator:
         rec = decode(data)
-        if not isinstance(rec, Record) or rec.label != _SNAP or len(rec.fields) != 6:
+        if not isinstance(rec, Record) or rec.label != _SNAP or len(rec.fields) not in (6, 7):
             raise ValueError("not an aggregator snapshot")
-        processed, now, contexts, held, unknown_recs, failed = rec.fields
+        processed, now, contexts, held, unknown_recs, failed = rec.fields[:6]
+        refused = rec.fields[6] if len(rec.fields) == 7 else []
         agg = cls(policy)
         agg.processed_seqno = processed
         agg.ledger_time_us = now
@@ -517,9 +620,11 @@ class Aggregator:
                     if n not in c.seen[a]:
                         agg._expected[pin_of(ctx, a, n)] = (ctx, a, n)
             for q in queue:
-                c.queue.append((PinRef.from_record(q[:7]), q[7], q[8]))
-        for mid, ctx, author, nonce, pin, bh, missing, created in held:
-            h = Held(mid, ctx, author, nonce, pin, bh, set(missing), created)
+                c.queue.append((PinRef.from_record(q[:-2]), q[-2], q[-1]))
+        for entry in held:
+            mid, ctx, author, nonce, pin, bh, missing, created = entry[:8]
+            pinned_by = entry[8] if len(entry) > 8 else "mp"
+            h = Held(mid, ctx, author, nonce, pin, bh, set(missing), created, pinned_by)
             agg._held[pin] = h
             agg._held_by_id[mid] = pin
             agg._batches[bh] = agg._batches.get(bh, 0) + 1
@@ -531,6 +636,10 @@ class Aggregator:
                 continue
             if r.pin not in agg._expected:
                 agg._unknown.setdefault(r.pin, r)
+            elif r.refusal:
+                # a refusal whose message is held here would have failed it already
+                if r.pin in agg._held or agg._refuse(r) is None:
+                    agg._unknown.setdefault(r.pin, r)
             else:
                 ctx = agg._attribute(r)
                 if ctx is None:
@@ -539,6 +648,9 @@ class Aggregator:
         for r in failed:
             ref = PinRef.from_record(r)
             agg._failed[ref.pin] = ref
+        for r in refused:
+            ref = PinRef.from_record(r)
+            agg._refused[ref.pin] = ref
         agg._attributed.clear()
         agg._new_unknown.clear()
         return agg

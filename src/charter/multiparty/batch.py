@@ -8,6 +8,11 @@ of the signed bytes: that is what the ledger's pin command names, and a receiver
 the bytes it got against it, never a re-encoding.
 
 All messages of a batch share its author node, kind and group (so they share recipients).
+
+A batch whose pin travels in another app's transaction (a token operation carrying a
+message) says so: its body has an eighth field, the Symbol of that app (``tokens``), and it
+holds exactly one message. Receivers confirm such a message only at a valid transaction of
+that app, never at an ``mp`` pin command (and an ordinary batch never at another app's).
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from charter.crypto.keys import Ed25519PrivateKey, Ed25519PublicKey
 from charter.multiparty.errors import MalformedBatch
 from charter.multiparty.model import Group, Message
 
-__all__ = ["MAX_BATCH_BYTES", "Batch", "BatchKind", "SignedBatch", "seal"]
+__all__ = ["MAX_BATCH_BYTES", "PINNED_BY", "Batch", "BatchKind", "SignedBatch", "seal"]
 
 BatchKind = Literal["broadcast", "private"]
 MAX_BATCH_BYTES = 16 << 20
+PINNED_BY = ("mp", "tokens")
+"""The apps whose transactions may carry a batch's pins: ``mp`` (a pin command) or a token
+operation carrying a message."""
 
 _BATCH = Symbol("charter-mp-batch")
 _SIGNED = Symbol("charter-mp-signed")
@@ -40,12 +48,18 @@ class Batch:
     group: Group
     created_us: int
     messages: tuple[Message, ...]
+    pinned_by: str = "mp"
+    """The app whose transaction carries this batch's pins."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("broadcast", "private"):
             raise MalformedBatch(f"unknown batch kind {self.kind!r}")
         if not self.messages:
             raise MalformedBatch("a batch holds at least one message")
+        if self.pinned_by not in PINNED_BY:
+            raise MalformedBatch(f"no app {self.pinned_by[:32]!r} pins batches")
+        if self.pinned_by != "mp" and len(self.messages) != 1:
+            raise MalformedBatch(f"a batch pinned by {self.pinned_by} holds one message")
         pins = set()
         for m in self.messages:
             if (m.type == "broadcast") != (self.kind == "broadcast"):
@@ -63,18 +77,18 @@ class Batch:
         return [m.pin for m in self.messages]
 
     def body(self) -> bytes:
-        return encode(
-            Record(
-                _BATCH,
-                self.id,
-                Symbol(self.kind),
-                self.author_member,
-                self.author_node,
-                list(self.group.members),
-                self.created_us,
-                [m.to_record() for m in self.messages],
-            )
-        )
+        fields: list[object] = [
+            self.id,
+            Symbol(self.kind),
+            self.author_member,
+            self.author_node,
+            list(self.group.members),
+            self.created_us,
+            [m.to_record() for m in self.messages],
+        ]
+        if self.pinned_by != "mp":  # ordinary batches keep their seven fields
+            fields.append(Symbol(self.pinned_by))
+        return encode(Record(_BATCH, *fields))
 
     @classmethod
     def from_body(cls, body: bytes) -> Batch:
@@ -82,9 +96,15 @@ class Batch:
             rec = decode(body)
         except SyrupError as exc:
             raise MalformedBatch(f"batch body is not canonical Syrup: {exc.message}") from None
-        if not isinstance(rec, Record) or rec.label != _BATCH or len(rec.fields) != 7:
+        if not isinstance(rec, Record) or rec.label != _BATCH or len(rec.fields) not in (7, 8):
             raise MalformedBatch("not a batch record")
-        bid, kind, member, node, members, created, msgs = rec.fields
+        bid, kind, member, node, members, created, msgs = rec.fields[:7]
+        pinned_by = "mp"
+        if len(rec.fields) == 8:
+            app = rec.fields[7]
+            if not isinstance(app, Symbol) or app.name == "mp":
+                raise MalformedBatch("a batch names the app pinning it as a Symbol other than mp")
+            pinned_by = app.name
         if (
             type(bid) is not str
             or not isinstance(kind, Symbol)
@@ -108,6 +128,7 @@ class Batch:
             group,
             created,
             tuple(Message.from_record(m) for m in msgs),
+            pinned_by,
         )
 
 

@@ -5,6 +5,10 @@ routes) and registers the ledger listener; ``run`` opens the index store, then r
 transfer, the events service and the messaging service under one task group.
 Settings come from ``ctx.settings["multiparty"]`` (``MessagingSettings`` fields) and
 ``ctx.settings["transfer"]``.
+
+Other components of the same node reach its messaging service through
+``messaging_for(ledger_service)`` (the tokens routes do, for a transfer carrying a message):
+components know their node's ledger service, not each other.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
     from charter.node.ledger_service import LedgerService
     from charter.store import Store
 
-__all__ = ["MultipartyComponent", "multiparty_component"]
+__all__ = ["MultipartyComponent", "messaging_for", "multiparty_component"]
 
 
 class _StoreBlobRecords:
@@ -131,6 +135,7 @@ class MultipartyComponent:
         self.transfer = Transfer.for_node(self.ctx, service, on_batch=m.on_batch, on_blob=m.on_blob)
         m.transfer = self.transfer
         self._unlisten = service.add_listener(m.on_apply)
+        _BOUND[service] = self
 
     def store_or_503(self) -> Store:
         if self.store is None:
@@ -175,6 +180,18 @@ class MultipartyComponent:
         if self.store is not None:
             await self.store.close()
             self.store = None
+
+
+_BOUND: weakref.WeakKeyDictionary[LedgerService, MultipartyComponent] = weakref.WeakKeyDictionary()
+
+
+def messaging_for(service: LedgerService) -> MessagingService:
+    """The running messaging service of the node whose ledger service this is; raises
+    ``LookupError`` if the node runs none, or it has not started yet."""
+    component = _BOUND.get(service)
+    if component is None:
+        raise LookupError("this node runs no multi-party component")
+    return component.service()
 
 
 _OPENING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (

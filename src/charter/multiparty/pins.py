@@ -10,6 +10,9 @@ node the engine verified.
 
 A ``<charter-mp-clock time-us>`` body carries no pins: a node submits one when a context has
 been held back longer than the failure timeout and nothing else moves ledger time forward.
+
+The same pins record may travel inside another app's command instead (``bound``): a token
+operation carrying a message embeds it, so that one transaction orders both.
 """
 
 from __future__ import annotations
@@ -21,11 +24,22 @@ from charter.codec.syrup import Record, Symbol, SyrupError, decode, encode
 from charter.ledger.engine import CommandContext, CommandRefused, Write
 from charter.multiparty.errors import MalformedPins
 
-__all__ = ["APP", "MAX_PINS", "Clock", "MpHandler", "PinCommand", "parse_body"]
+__all__ = [
+    "APP",
+    "MAX_PINS",
+    "PINS_LABEL",
+    "Clock",
+    "MpHandler",
+    "PinCommand",
+    "parse_body",
+    "parse_pin_record",
+]
 
 APP = "mp"
 MAX_PINS = 4096
 _PINS = Symbol("charter-mp-pins")
+PINS_LABEL = _PINS.name.encode()
+"""The label's bytes: present in every body that embeds a pins record (a cheap filter)."""
 _CLOCK = Symbol("charter-mp-clock")
 
 
@@ -35,8 +49,11 @@ class PinCommand:
     pins: tuple[bytes, ...]
     time_us: int
 
+    def to_record(self) -> Record:
+        return Record(_PINS, self.batch_hash, list(self.pins), self.time_us)
+
     def encode(self) -> bytes:
-        return encode(Record(_PINS, self.batch_hash, list(self.pins), self.time_us))
+        return encode(self.to_record())
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +75,11 @@ def parse_body(body: bytes) -> PinCommand | Clock:
         if type(t) is not int or t < 0:
             raise MalformedPins("a clock is a non-negative integer")
         return Clock(t)
+    return parse_pin_record(rec)
+
+
+def parse_pin_record(rec: object) -> PinCommand:
+    """A decoded ``<charter-mp-pins ...>`` value, checked; raises ``MalformedPins``."""
     if not isinstance(rec, Record) or rec.label != _PINS or len(rec.fields) != 3:
         raise MalformedPins("not a charter-mp-pins record")
     batch_hash, pins, time_us = rec.fields

@@ -9,6 +9,12 @@ Only after that commit are batches handed to the transfer, pins submitted to the
 received batches acknowledged and waiters woken. A crash between the two repeats the
 after-commit steps at start (sealed batches whose pin was not seen are sent and pinned
 again; duplicates are harmless on both paths).
+
+A message bound to a token operation (``send_bound``) is sealed alone, in the round that
+stores it, into a batch marked as pinned by ``tokens``; the caller embeds the answered
+pins record in its token command. This service never pins such a batch itself and never
+resubmits the command (a second transfer would move the tokens twice): it only sends the
+batch, again after a restart too, and reads the transfer's outcome from the ledger.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from charter.ledger.engine import ApplyResult, Command, TxStatus
 from charter.multiparty.aggregator import Aggregator, FailurePolicy, Held, PinRef, Released
 from charter.multiparty.batch import Batch, SignedBatch, seal
 from charter.multiparty.batcher import Batcher, BatchLimits, Sealed
+from charter.multiparty.bound import BoundMessage, may_carry_pins, pins_record_of
 from charter.multiparty.errors import InvalidMessage, MalformedBatch, MultipartyError
 from charter.multiparty.model import (
     DataItem,
@@ -48,7 +55,14 @@ from charter.store.groups import ensure_group
 from charter.store.messages import by_idempotency_key
 from charter.store.models import BatchRow, DataRow, MessageRow, PinRow
 
-__all__ = ["DataInput", "MessagingService", "MessagingSettings", "Outgoing", "SendRequest"]
+__all__ = [
+    "BoundMessage",
+    "DataInput",
+    "MessagingService",
+    "MessagingSettings",
+    "Outgoing",
+    "SendRequest",
+]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +147,9 @@ class _Submit:
     done: asyncio.Future[tuple[str, bool]]
     result: tuple[str, bool] | None = None
     error: Exception | None = None
+    pinned_by: str = APP
+    """Another app's transaction pins it: sealed alone, at once (``send_bound``)."""
+    signed: SignedBatch | None = None
 
 
 @dataclass
@@ -148,6 +165,9 @@ class _Pin:
     time_us: int
     submitter: str
     body: bytes
+    app: str = APP
+    refusal: str = ""
+    """For a refused transaction of another app: its reason ("" : applied)."""
 
 
 @dataclass(frozen=True)
@@ -219,12 +239,19 @@ class MessagingService:
     # -- the world's inputs ---------------------------------------------------------------
 
     def on_apply(self, result: ApplyResult) -> None:
-        """Ledger listener: queue every applied ``mp`` command (quick, never raises)."""
+        """Ledger listener: queue every applied ``mp`` command, and every transaction of
+        another app that may carry a pins record, valid or refused (quick, never raises)."""
         for tx in result.applied:
             cmd = tx.command
-            if cmd is None or cmd.app != APP or tx.status is TxStatus.INVALID:
+            if cmd is None:
                 continue
-            self._queue.put_nowait(_Pin(tx.seqno, tx.tx_id, 0, tx.submitter or "", cmd.body))
+            who = tx.submitter or ""
+            if cmd.app == APP:
+                if tx.status is not TxStatus.INVALID:
+                    self._queue.put_nowait(_Pin(tx.seqno, tx.tx_id, 0, who, cmd.body))
+            elif may_carry_pins(cmd.app, cmd.body):
+                refusal = (tx.reason or "refused") if tx.status is TxStatus.INVALID else ""
+                self._queue.put_nowait(_Pin(tx.seqno, tx.tx_id, 0, who, cmd.body, cmd.app, refusal))
 
     async def on_batch(self, inbound: Any) -> bool | None:
         """Transfer callback: a batch from an authenticated member node. Return = ack;
@@ -281,6 +308,35 @@ class MessagingService:
         done: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Submit(out, req.idempotency_key, done))
         return await done
+
+    async def send_bound(
+        self, req: SendRequest, items: Sequence[DataItem], pinned_by: str
+    ) -> BoundMessage:
+        """Store a validated message and seal it alone in a batch that a transaction of
+        ``pinned_by`` will pin; answers its id and the pins record that transaction embeds.
+
+        The batch is sent to the group once its round commits; nothing is submitted to
+        the ledger here. A message whose transaction never applies stays ``sent``.
+        """
+        if pinned_by == APP:
+            raise InvalidMessage("a bound message is pinned by another app's transaction")
+        group = self.group_for(req)
+        mid = str(uuid.uuid4())
+        out = Outgoing(mid, req.type, req.topic, req.tag, req.cid, group, now_us(), tuple(items))
+        done: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
+        sub = _Submit(out, None, done, pinned_by=pinned_by)
+        self._queue.put_nowait(sub)
+        await done
+        assert sub.signed is not None
+        signed = sub.signed
+        return BoundMessage(mid, PinCommand(signed.hash, tuple(signed.batch.pins), now_us()))
+
+    async def message_state(self, message_id: str) -> str | None:
+        async with self.store.read() as s:
+            state: str | None = (
+                await s.execute(select(MessageRow.state).where(MessageRow.id == message_id))
+            ).scalar_one_or_none()
+        return state
 
     async def _record_submits(self, s: Any, submits: list[_Submit]) -> list[Outgoing]:
         """Insert the round's new messages; answer idempotent repeats and refusals."""
@@ -493,6 +549,21 @@ class MessagingService:
                 fresh = [i for i in inputs if isinstance(i, Outgoing)]
                 if submits:
                     fresh += await self._record_submits(s, submits)
+                bound = {sub.message.id: sub for sub in submits if sub.pinned_by != APP}
+                if bound:
+                    fresh = [o for o in fresh if o.id not in bound]
+                    for sub in bound.values():
+                        if sub.result is None:
+                            continue  # refused by _record_submits
+                        o = sub.message
+                        alone = Sealed((o.kind, o.group.hash), (o,), o.size())
+                        signed = sub.signed = self._seal(alone, sub.pinned_by)
+                        sealed.append(signed)
+                        await self._record_sealed(s, signed)
+                        held = [self._held(m, signed) for m in signed.batch.messages]
+                        released += agg.batch_arrived(
+                            signed.hash, self.node, self._candidates(signed.batch.group), held
+                        )
                 seal_due: list[Sealed[tuple[str, bytes], Outgoing]] = []
                 for o in fresh:
                     key = (o.kind, o.group.hash)
@@ -502,7 +573,7 @@ class MessagingService:
                     signed = self._seal(group)
                     sealed.append(signed)
                     await self._record_sealed(s, signed)
-                    held = [self._held(m, signed.hash) for m in signed.batch.messages]
+                    held = [self._held(m, signed) for m in signed.batch.messages]
                     released += agg.batch_arrived(
                         signed.hash, self.node, self._candidates(signed.batch.group), held
                     )
@@ -593,13 +664,23 @@ class MessagingService:
     def _candidates(self, group: Group) -> list[str]:
         return sorted(n for n, m in self.node_member.items() if m in group.members)
 
-    def _held(self, m: Message, batch_hash: bytes) -> Held:
+    def _held(self, m: Message, signed: SignedBatch) -> Held:
         missing = {b for b in m.blobs if not self.transfer.blobs.has(b)}
         return Held(
-            m.id, m.context, m.author_node, m.nonce, m.pin, batch_hash, missing, m.created_us
+            m.id,
+            m.context,
+            m.author_node,
+            m.nonce,
+            m.pin,
+            signed.hash,
+            missing,
+            m.created_us,
+            signed.batch.pinned_by,
         )
 
-    def _seal(self, group: Sealed[tuple[str, bytes], Outgoing]) -> SignedBatch:
+    def _seal(
+        self, group: Sealed[tuple[str, bytes], Outgoing], pinned_by: str = APP
+    ) -> SignedBatch:
         messages = []
         for o in group.items:
             ctx = context_of(o.topic, o.group.hash)
@@ -629,6 +710,7 @@ class MessagingService:
             first.group,
             now_us(),
             tuple(messages),
+            pinned_by,
         )
         return seal(batch, self.identity)
 
@@ -687,20 +769,37 @@ class MessagingService:
             data.extend(_data_values(d, m.id, pos, stamp) for pos, d in enumerate(m.data))
         await insert_rows(s, MESSAGES, messages)
         await insert_rows(s, DATA, data)
-        return [self._held(m, signed.hash) for m in b.messages]
+        return [self._held(m, signed) for m in b.messages]
 
     def _take_pin(self, item: _Pin, pins: list[dict[str, Any]]) -> list[Released]:
         agg = self.aggregator
-        try:
-            cmd = parse_body(item.body)
-        except MultipartyError:
-            return []  # the handler refuses these: they never apply
+        cmd: PinCommand | Clock | None
+        if item.app == APP:
+            try:
+                cmd = parse_body(item.body)
+            except MultipartyError:
+                return []  # the handler refuses these: they never apply
+        else:
+            cmd = pins_record_of(item.app, item.body)
+            if cmd is None:
+                return []  # it carried no (well-formed) pins record
         if isinstance(cmd, Clock):
             return agg.clock(item.seqno, cmd.time_us)
         if item.seqno <= agg.processed_seqno:
             return []
         if item.submitter == self.node:
             self._unpinned.pop(cmd.batch_hash, None)
+        if item.refusal:
+            return agg.pin_refused(
+                item.seqno,
+                item.tx_id,
+                cmd.time_us,
+                item.submitter,
+                cmd.batch_hash,
+                cmd.pins,
+                item.refusal,
+                item.app,
+            )
         stamp = now_us()
         for i, p in enumerate(cmd.pins):
             row: dict[str, Any] = {
@@ -718,7 +817,13 @@ class MessagingService:
                     row[name] = value
             pins.append(row)
         return agg.pin_committed(
-            item.seqno, item.tx_id, cmd.time_us, item.submitter, cmd.batch_hash, cmd.pins
+            item.seqno,
+            item.tx_id,
+            cmd.time_us,
+            item.submitter,
+            cmd.batch_hash,
+            cmd.pins,
+            item.app,
         )
 
     async def _record_released(self, s: Any, released: list[Released]) -> dict[str, str]:
@@ -737,7 +842,8 @@ class MessagingService:
         finals: dict[str, str] = {}
         stamp = now_us()
         updates: list[dict[str, Any]] = []
-        batches: set[str] = set()
+        batches: dict[str, tuple[str, str]] = {}
+        """Batch hash -> (state, tx id): confirmed ones, and bound ones whose pin was refused."""
         for r in released:
             row = rows.get(r.message_id or "")
             state: str = r.outcome
@@ -753,8 +859,8 @@ class MessagingService:
                     }
                 )
                 finals[row.id] = state
-                if state == "confirmed":
-                    batches.add(r.pin.batch_hash.hex())
+                if state == "confirmed" or r.pin.refusal:
+                    batches[r.pin.batch_hash.hex()] = (state, r.pin.tx_id)
             events.append(
                 NewEvent(
                     "message_confirmed" if state == "confirmed" else "message_failed",
@@ -768,7 +874,10 @@ class MessagingService:
             )
         await update_rows(s, MESSAGES, "id", updates)
         await update_rows(
-            s, BATCHES, "id", [{"b_id": h, "state": "confirmed"} for h in sorted(batches)]
+            s,
+            BATCHES,
+            "id",
+            [{"b_id": h, "state": st, "tx_id": tx} for h, (st, tx) in sorted(batches.items())],
         )
         await append_events(s, events)
         return finals
@@ -795,6 +904,8 @@ class MessagingService:
                 log.warning("mp.batch.send_retry", extra={"reason": exc.message})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if b.pinned_by != APP:
+            return  # its own app's transaction pins it (see the module notes)
         body = PinCommand(signed.hash, tuple(b.pins), now_us()).encode()
         delay = self.settings.pin_retry_s
         while signed.hash in self._unpinned:

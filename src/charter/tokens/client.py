@@ -2,7 +2,8 @@
 
 Writes wait for ``committed`` by default. A problem+json answer becomes a
 ``TokensApiError`` carrying the problem's ``code`` (the violated rule, for a refusal)
-and, for a refused transaction, its ``tx_id``.
+and, for a refused transaction, its ``tx_id`` (and ``message``, the carried message as the
+problem names it, when the operation carried one).
 """
 
 from __future__ import annotations
@@ -22,9 +23,18 @@ class TokensApiError(CharterError):
 
     code = "tokens.api"
 
-    def __init__(self, message: str, *, code: str | None = None, tx_id: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        tx_id: str | None = None,
+        carried: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message, code=code)
         self.tx_id = tx_id
+        self.carried = dict(carried) if carried is not None else None
+        """The carried message as the problem names it (``id``, ``state``, ...)."""
 
 
 class TokensClient:
@@ -44,8 +54,12 @@ class TokensClient:
             code = doc.get("code") if isinstance(doc, dict) else None
             detail = doc.get("detail") if isinstance(doc, dict) else None
             tx_id = doc.get("tx_id") if isinstance(doc, dict) else None
+            carried = doc.get("message") if isinstance(doc, dict) else None
             raise TokensApiError(
-                str(detail or f"HTTP {r.status_code}"), code=code or "tokens.api", tx_id=tx_id
+                str(detail or f"HTTP {r.status_code}"),
+                code=code or "tokens.api",
+                tx_id=tx_id,
+                carried=carried if isinstance(carried, dict) else None,
             )
         return r.json()
 
@@ -72,6 +86,24 @@ class TokensClient:
         return self._answer(r)
 
     # -- writes -------------------------------------------------------------------------
+
+    @staticmethod
+    def message_body(
+        topic: str,
+        values: Sequence[Any],
+        *,
+        private_to: Sequence[str] = (),
+        tag: str = "",
+    ) -> dict[str, Any]:
+        """A message for a token operation to carry: private to ``private_to`` (and this
+        node's member), or a broadcast; one data item per JSON value."""
+        header: dict[str, Any] = {"topic": topic}
+        if tag:
+            header["tag"] = tag
+        body: dict[str, Any] = {"header": header, "data": [{"value": v} for v in values]}
+        if private_to:
+            body["group"] = {"members": list(private_to)}
+        return body
 
     def create_pool(
         self,
@@ -100,6 +132,7 @@ class TokensClient:
         *,
         token_id: str = "",
         uri: str = "",
+        message: Mapping[str, Any] | None = None,
         wait: str = "committed",
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"pool": pool, "to": to, "amount": str(amount)}
@@ -107,14 +140,25 @@ class TokensClient:
             body["token_id"] = token_id
         if uri:
             body["uri"] = uri
+        if message is not None:
+            body["message"] = dict(message)
         return self._post("/mint", body, wait)
 
     def burn(
-        self, pool: str, from_: str, amount: int, *, token_id: str = "", wait: str = "committed"
+        self,
+        pool: str,
+        from_: str,
+        amount: int,
+        *,
+        token_id: str = "",
+        message: Mapping[str, Any] | None = None,
+        wait: str = "committed",
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"pool": pool, "from": from_, "amount": str(amount)}
         if token_id:
             body["token_id"] = token_id
+        if message is not None:
+            body["message"] = dict(message)
         return self._post("/burn", body, wait)
 
     @staticmethod
@@ -147,11 +191,16 @@ class TokensClient:
         token_id: str = "",
         operator: str = "",
         pin: bytes = b"",
+        message: Mapping[str, Any] | None = None,
         wait: str = "committed",
     ) -> dict[str, Any]:
+        """One transfer; with ``message`` (``message_body``), the message is confirmed with
+        it or fails with it, and the answer names it under ``message``."""
         body = self.transfer_body(
             pool, from_, to, amount, token_id=token_id, operator=operator, pin=pin
         )
+        if message is not None:
+            body["message"] = dict(message)
         return self._post("/transfers", body, wait)
 
     def transfer_batch(

@@ -1,5 +1,7 @@
 """How tokens plug into a node: the ``tokens`` handler, the ``/api/v1/tokens`` routes and
-the token events appended to the node's index store (``charter.tokens.events``).
+the token events appended to the node's index store (``charter.tokens.events``). A token
+operation carrying a message uses the node's multi-party component (found through the
+ledger service), so a node running tokens alone refuses those with ``mp.not_ready``.
 
 Settings (``NodeContext.settings["tokens"]``): ``request_timeout``
 (seconds a write may wait, 30), ``events`` (true: append token events; a node without a
@@ -65,10 +67,18 @@ class TokensComponent:
 
     def routers(self) -> Sequence[APIRouter]:
         from charter.api.tokens import tokens_router
+        from charter.multiparty.component import messaging_for
 
-        if self.service is None:
+        service = self.service
+        if service is None:
             raise RuntimeError("the tokens component is not bound to a ledger service")
-        return [tokens_router(self.service, request_timeout=self.request_timeout)]
+        return [
+            tokens_router(
+                service,
+                request_timeout=self.request_timeout,
+                messaging=lambda: messaging_for(service),
+            )
+        ]
 
     async def run(self) -> None:
         """Append token events to the node's index store (when it has one)."""

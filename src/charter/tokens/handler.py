@@ -18,6 +18,13 @@ changes nothing). Rules, by the ``rule`` name a refusal carries:
 - ``tokens.nft.exists`` / ``tokens.nft.owner``: an NFT id minted twice / not the
   sender's.
 - ``tokens.transfer.self``: from and to are the same account.
+- ``tokens.message``: an operation carrying a message names other than exactly one pin,
+  or a transfer carries both a ``pin`` and a message; ``tokens.message.used``: an earlier
+  operation carried that message (one message, one operation).
+
+A mint, burn or transfer carrying a message records the message's pin and batch hash in
+its history row and the pin in ``charter.tokens.messages``; the handler knows nothing
+else of the message (the multi-party layer reads the record from the applied command).
 
 The handler keeps no state between calls except a cache of decoded pool rows keyed by
 their bytes (so equal bytes give the equal pool on every node): it reads only through
@@ -30,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from charter.ledger.engine import CommandContext, CommandRefused, Write
+from charter.multiparty.pins import PinCommand
 from charter.tokens.model import (
     ALL,
     MAX_AMOUNT,
@@ -40,6 +48,7 @@ from charter.tokens.model import (
     PREFIX,
     T_ALLOWANCES,
     T_BALANCES,
+    T_MESSAGES,
     T_NFTS,
     T_POOLS,
     T_SUPPLY,
@@ -191,6 +200,22 @@ class TokensHandler:
     def _history(ctx: CommandContext, rec: TransferRecord) -> Write:
         return Write(T_TRANSFERS, transfer_key(ctx.seqno), rec.encode())
 
+    @staticmethod
+    def _carried(
+        ctx: CommandContext, message: PinCommand | None
+    ) -> tuple[bytes, bytes, list[Write]]:
+        """(pin, batch hash, writes) of the message an operation carries; b"" when none."""
+        if message is None:
+            return b"", b"", []
+        if len(message.pins) != 1:
+            raise _refuse("tokens.message", "an operation carries exactly one message pin")
+        (pin,) = message.pins
+        key = pin.hex()
+        used = ctx.get(T_MESSAGES, key)
+        if used is not None:
+            raise _refuse("tokens.message.used", f"transaction {used.decode()} carried it")
+        return pin, message.batch_hash, [Write(T_MESSAGES, key, ctx.tx_id.encode())]
+
     # -- operations ---------------------------------------------------------------------
 
     def _create(self, ctx: CommandContext, op: CreatePool) -> list[Write]:
@@ -206,6 +231,7 @@ class TokensHandler:
             )
         self._account(op.to, "recipient")
         self._amount(pool, op.amount, op.token_id)
+        pin, batch_hash, carried = self._carried(ctx, op.message)
         minted, burned = decode_supply(ctx.get(T_SUPPLY, pool.name))
         cap = MAX_AMOUNT if pool.max_supply is None else pool.max_supply
         if minted - burned + op.amount > cap or minted + op.amount > MAX_AMOUNT:
@@ -238,12 +264,13 @@ class TokensHandler:
             op.amount,
             op.token_id,
             "",
-            b"",
+            pin,
             ctx.member,
             ctx.batch_seq,
+            batch_hash,
         )
         writes.append(self._history(ctx, rec))
-        return writes
+        return writes + carried
 
     def _burn(self, ctx: CommandContext, op: Burn) -> list[Write]:
         pool = self._pool(ctx, op.pool)
@@ -253,7 +280,7 @@ class TokensHandler:
                 "tokens.authority", f"member {ctx.member!r} does not own account {op.from_!r}"
             )
         self._amount(pool, op.amount, op.token_id)
-        writes: list[Write] = []
+        pin, batch_hash, writes = self._carried(ctx, op.message)
         if not pool.fungible:
             key = nft_key(pool.name, op.token_id)
             raw = ctx.get(T_NFTS, key)
@@ -278,9 +305,10 @@ class TokensHandler:
             op.amount,
             op.token_id,
             "",
-            b"",
+            pin,
             ctx.member,
             ctx.batch_seq,
+            batch_hash,
         )
         writes.append(self._history(ctx, rec))
         return writes
@@ -295,7 +323,10 @@ class TokensHandler:
         self._amount(pool, amount, op.token_id)
         if op.pin and len(op.pin) != PIN_BYTES:
             raise _refuse("tokens.pin", f"a message pin is {PIN_BYTES} bytes")
-        writes: list[Write] = []
+        if op.pin and op.message is not None:
+            raise _refuse("tokens.message", "a transfer carries a pin or a message, not both")
+        pin, batch_hash, writes = self._carried(ctx, op.message)
+        pin = pin or op.pin
         if not op.operator:
             if not owns(ctx.member, src):
                 raise _refuse(
@@ -344,9 +375,10 @@ class TokensHandler:
             amount,
             op.token_id,
             op.operator,
-            op.pin,
+            pin,
             ctx.member,
             ctx.batch_seq,
+            batch_hash,
         )
         writes.append(self._history(ctx, rec))
         return writes

@@ -12,7 +12,13 @@ Ledger tables (all under ``charter.tokens.``, written only by the tokens handler
 - ``nfts``: ``pool|token-id`` -> ``<nft owner uri metadata-hash>``
 - ``allowances``: ``pool|owner|operator`` -> ASCII decimal allowance, or ``*`` (all)
 - ``transfers``: 16-digit seqno -> ``<token-transfer view kind pool from to amount token-id
-  operator pin member batch-seq>``, the history of every balance change
+  operator pin member batch-seq [batch-hash]>``, the history of every balance change (the
+  batch hash only for an operation that carried a message)
+- ``messages``: a carried message's pin (hex) -> the tx id that carried it (one use each)
+
+A mint, burn or transfer may carry a message: its body then ends with the message batch's
+pins record ``<charter-mp-pins batch-hash [pin] time-us>`` (``charter.multiparty.pins``), so
+the transaction that moves the tokens is the one that orders the message.
 
 Balances are plain ASCII decimals rather than Syrup: the transfer path reads and
 writes two per operation and ``int(bytes)`` is the cheapest exact parse there is.
@@ -26,6 +32,8 @@ from enum import StrEnum
 from typing import Final
 
 from charter.codec.syrup import Record, Symbol, SyrupError, decode, encode
+from charter.multiparty.errors import MalformedPins
+from charter.multiparty.pins import PinCommand, parse_pin_record
 from charter.tokens.errors import TokensError
 
 APP: Final = "tokens"
@@ -36,6 +44,7 @@ T_BALANCES: Final = "charter.tokens.balances"
 T_NFTS: Final = "charter.tokens.nfts"
 T_ALLOWANCES: Final = "charter.tokens.allowances"
 T_TRANSFERS: Final = "charter.tokens.transfers"
+T_MESSAGES: Final = "charter.tokens.messages"
 SEP: Final = "|"
 
 MAX_DIGITS: Final = 512
@@ -172,13 +181,12 @@ class Mint:
     token_id: str = ""
     uri: str = ""
     metadata_hash: bytes = b""
+    message: PinCommand | None = None
+    """The pins record of a message confirmed with this mint (see the module notes)."""
 
     def encode(self) -> bytes:
-        return encode(
-            Record(
-                L_MINT, self.pool, self.to, self.amount, self.token_id, self.uri, self.metadata_hash
-            )
-        )
+        fields = [self.pool, self.to, self.amount, self.token_id, self.uri, self.metadata_hash]
+        return _encode(L_MINT, fields, self.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +195,10 @@ class Burn:
     from_: str
     amount: int
     token_id: str = ""
+    message: PinCommand | None = None
 
     def encode(self) -> bytes:
-        return encode(Record(L_BURN, self.pool, self.from_, self.amount, self.token_id))
+        return _encode(L_BURN, [self.pool, self.from_, self.amount, self.token_id], self.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,21 +211,21 @@ class Transfer:
     operator: str = ""
     """Set when an approved operator moves the owner's tokens; "" when the owner does."""
     pin: bytes = b""
-    """A message pin confirmed in the same transaction ("transfer with data")."""
+    """32 bytes recorded with the transfer, uninterpreted (``message`` carries a message)."""
+    message: PinCommand | None = None
+    """The pins record of a message confirmed with this transfer."""
 
     def encode(self) -> bytes:
-        return encode(
-            Record(
-                L_TRANSFER,
-                self.pool,
-                self.from_,
-                self.to,
-                self.amount,
-                self.token_id,
-                self.operator,
-                self.pin,
-            )
-        )
+        fields = [
+            self.pool,
+            self.from_,
+            self.to,
+            self.amount,
+            self.token_id,
+            self.operator,
+            self.pin,
+        ]
+        return _encode(L_TRANSFER, fields, self.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +245,14 @@ class Approve:
 
 
 Operation = CreatePool | Mint | Burn | Transfer | Approve
+
+
+def _encode(label: Symbol, fields: list[object], message: PinCommand | None) -> bytes:
+    """An operation's body: its fields, then the message's pins record if it carries one
+    (an operation without a message keeps the body it always had)."""
+    if message is not None:
+        fields = [*fields, message.to_record()]
+    return encode(Record(label, *fields))
 
 
 class BadBody(Exception):
@@ -260,6 +277,13 @@ def _bytes(v: object) -> bytes:
     return v
 
 
+def _message(v: object) -> PinCommand:
+    try:
+        return parse_pin_record(v)
+    except MalformedPins as exc:
+        raise BadBody(f"message: {exc.message}") from None
+
+
 def decode_operation(body: bytes) -> Operation:
     """Parse a command body; field meanings are checked by the handler, shapes here."""
     try:
@@ -270,14 +294,35 @@ def decode_operation(body: bytes) -> Operation:
         raise BadBody("not a record")
     label, f = rec.label, rec.fields
     try:
-        if label == L_TRANSFER and len(f) == 7:
+        if label == L_TRANSFER and len(f) in (7, 8):
             return Transfer(
-                _str(f[0]), _str(f[1]), _str(f[2]), _int(f[3]), _str(f[4]), _str(f[5]), _bytes(f[6])
+                _str(f[0]),
+                _str(f[1]),
+                _str(f[2]),
+                _int(f[3]),
+                _str(f[4]),
+                _str(f[5]),
+                _bytes(f[6]),
+                _message(f[7]) if len(f) == 8 else None,
             )
-        if label == L_MINT and len(f) == 6:
-            return Mint(_str(f[0]), _str(f[1]), _int(f[2]), _str(f[3]), _str(f[4]), _bytes(f[5]))
-        if label == L_BURN and len(f) == 4:
-            return Burn(_str(f[0]), _str(f[1]), _int(f[2]), _str(f[3]))
+        if label == L_MINT and len(f) in (6, 7):
+            return Mint(
+                _str(f[0]),
+                _str(f[1]),
+                _int(f[2]),
+                _str(f[3]),
+                _str(f[4]),
+                _bytes(f[5]),
+                _message(f[6]) if len(f) == 7 else None,
+            )
+        if label == L_BURN and len(f) in (4, 5):
+            return Burn(
+                _str(f[0]),
+                _str(f[1]),
+                _int(f[2]),
+                _str(f[3]),
+                _message(f[4]) if len(f) == 5 else None,
+            )
         if label == L_APPROVE and len(f) == 5:
             if type(f[4]) is not bool:
                 raise BadBody("expected a boolean")
@@ -408,38 +453,46 @@ class TransferRecord:
     """The member whose node submitted it."""
     batch_seq: int
     """The submitting node's microsecond clock when it batched the transaction."""
+    batch_hash: bytes = b""
+    """For an operation carrying a message: the hash of the message's batch (``pin`` is
+    then the message's pin)."""
 
     @property
     def tx_id(self) -> str:
         return f"{self.view}.{self.seqno}"
 
     def encode(self) -> bytes:
-        return encode(
-            Record(
-                L_TRANSFER_ROW,
-                self.view,
-                Symbol(self.kind.value),
-                self.pool,
-                self.from_,
-                self.to,
-                self.amount,
-                self.token_id,
-                self.operator,
-                self.pin,
-                self.member,
-                self.batch_seq,
-            )
-        )
+        fields: list[object] = [
+            self.view,
+            Symbol(self.kind.value),
+            self.pool,
+            self.from_,
+            self.to,
+            self.amount,
+            self.token_id,
+            self.operator,
+            self.pin,
+            self.member,
+            self.batch_seq,
+        ]
+        if self.batch_hash:  # rows without a message keep their eleven fields
+            fields.append(self.batch_hash)
+        return encode(Record(L_TRANSFER_ROW, *fields))
 
     @classmethod
     def decode(cls, key: str, data: bytes) -> TransferRecord:
         rec = decode(data)
-        assert isinstance(rec, Record) and rec.label == L_TRANSFER_ROW and len(rec.fields) == 11
-        view, kind, pool, from_, to, amount, token_id, operator, pin, member, batch_seq = rec.fields
+        assert isinstance(rec, Record) and rec.label == L_TRANSFER_ROW
+        assert len(rec.fields) in (11, 12)
+        view, kind, pool, from_, to, amount, token_id, operator, pin, member, batch_seq = (
+            rec.fields[:11]
+        )
+        batch_hash = rec.fields[11] if len(rec.fields) == 12 else b""
         assert isinstance(kind, Symbol) and type(view) is int
         assert type(pool) is str and type(from_) is str and type(to) is str
         assert type(amount) is int and type(token_id) is str and type(operator) is str
         assert type(pin) is bytes and type(member) is str and type(batch_seq) is int
+        assert type(batch_hash) is bytes
         return cls(
             int(key),
             view,
@@ -453,6 +506,7 @@ class TransferRecord:
             pin,
             member,
             batch_seq,
+            batch_hash,
         )
 
 
@@ -476,6 +530,7 @@ __all__ = [
     "PREFIX",
     "T_ALLOWANCES",
     "T_BALANCES",
+    "T_MESSAGES",
     "T_NFTS",
     "T_POOLS",
     "T_SUPPLY",
