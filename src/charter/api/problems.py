@@ -7,10 +7,11 @@ else becomes a 500 problem without a traceback (the traceback goes to the log).
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,12 +23,14 @@ from charter.errors import CharterError
 __all__ = [
     "PROBLEM_JSON",
     "Problem",
+    "bounded",
     "install_problem_handlers",
     "problem_response",
     "status_for_code",
 ]
 
 PROBLEM_JSON = "application/problem+json"
+T = TypeVar("T")
 RETRY_AFTER_SECONDS = 1
 
 # Longest matching prefix wins; codes not listed answer 500.
@@ -80,6 +83,15 @@ class Problem(Exception):
         status = status_for_code(exc.code)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status in _RETRY_STATUSES else {}
         return cls(status, exc.code, exc.message, headers=headers)
+
+
+async def bounded(work: Awaitable[T], what: str, seconds: float) -> T:
+    """``work``'s result, or a 504 ``api.timeout`` problem once ``seconds`` have passed."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await work
+    except TimeoutError:
+        raise Problem(504, "api.timeout", f"{what} took longer than {seconds:g} s") from None
 
 
 def problem_response(problem: Problem, instance: str) -> Response:

@@ -15,16 +15,14 @@ writing equal documents write equal bytes; a GET answers those bytes as they are
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable
-from typing import Any, Final, Literal, TypeVar, cast, get_args
+from typing import Any, Final, Literal, cast, get_args
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from charter.api.problems import Problem, problem_response
+from charter.api.problems import Problem, bounded, problem_response
 from charter.errors import CharterError
 from charter.ledger.engine import TxStatus
 from charter.ledger.engine.tx import MAX_KEY_BYTES, MAX_TABLE_BYTES, RESERVED_PREFIX, check_name
@@ -40,7 +38,6 @@ __all__ = [
     "canonical_json",
 ]
 
-T = TypeVar("T")
 WaitParam = Literal["accepted", "committed"]
 ConsistencyParam = Literal["local", "committed", "linearizable"]
 
@@ -66,15 +63,6 @@ class TablesApi:
         self.max_body = max_body
         self.request_timeout = request_timeout
 
-    async def bounded(self, work: Awaitable[T], what: str) -> T:
-        try:
-            async with asyncio.timeout(self.request_timeout):
-                return await work
-        except TimeoutError:
-            raise Problem(
-                504, "api.timeout", f"{what} took longer than {self.request_timeout:g} s"
-            ) from None
-
     async def put(self, table: str, key: str, body: bytes, wait: WaitParam) -> dict[str, str]:
         check_names(table, key)
         return await self._write(table, key, canonical_json(body), wait)
@@ -85,7 +73,9 @@ class TablesApi:
 
     async def get(self, table: str, key: str, consistency: ConsistencyParam) -> bytes:
         check_names(table, key, reserved_ok=True)
-        value = await self.bounded(self.service.get(table, key, consistency), "the read")
+        value = await bounded(
+            self.service.get(table, key, consistency), "the read", self.request_timeout
+        )
         if value is None:
             raise Problem(404, "api.not_found", f"no value at {table}/{key} ({consistency})")
         return value
@@ -94,8 +84,8 @@ class TablesApi:
         self, table: str, key: str, value: bytes | None, wait: WaitParam
     ) -> dict[str, str]:
         started = time.perf_counter()
-        ticket: SubmitTicket = await self.bounded(
-            self.service.submit([(table, key, value)], wait=wait), "the write"
+        ticket: SubmitTicket = await bounded(
+            self.service.submit([(table, key, value)], wait=wait), "the write", self.request_timeout
         )
         if wait == "committed" and ticket.status is TxStatus.COMMITTED:
             self.metrics.observe_commit_latency(time.perf_counter() - started)

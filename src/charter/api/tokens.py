@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from charter.api.messages import BoundMessageIn, prepare_message
-from charter.api.problems import Problem
+from charter.api.problems import Problem, bounded
 from charter.errors import CharterError
 from charter.ledger.engine import Command, TxStatus
 from charter.multiparty.errors import InvalidMessage
@@ -55,7 +55,6 @@ from charter.tokens.model import (
 
 __all__ = ["MAX_BATCH", "tokens_router"]
 
-T = TypeVar("T")
 Wait = Literal["accepted", "committed"]
 WAIT_DOC = "accepted: applied at this node (Pending); committed: covered by a signature"
 MAX_BATCH = 5000
@@ -257,17 +256,10 @@ def tokens_router(
                 503, "mp.not_ready", "this node's messaging service is not running"
             ) from None
 
-    async def bounded(work: Awaitable[T], what: str) -> T:
-        try:
-            async with asyncio.timeout(request_timeout):
-                return await work
-        except TimeoutError:
-            raise Problem(
-                504, "api.timeout", f"{what} took longer than {request_timeout:g} s"
-            ) from None
-
     async def submit(op: Operation, wait: Wait, echo: dict[str, Any]) -> dict[str, Any]:
-        ticket = await bounded(service.submit(Command(APP, op.encode()), wait=wait), "the write")
+        ticket = await bounded(
+            service.submit(Command(APP, op.encode()), wait=wait), "the write", request_timeout
+        )
         if ticket.status is TxStatus.INVALID:
             raise refusal(ticket)
         return ticket_doc(ticket) | echo
@@ -286,7 +278,9 @@ def tokens_router(
             s, message.kind, message.header, message.group, message.data
         )
         try:
-            bound = await bounded(s.send_bound(req, items, APP), "storing the message")
+            bound = await bounded(
+                s.send_bound(req, items, APP), "storing the message", request_timeout
+            )
         except InvalidMessage as exc:
             raise Problem(400, exc.code, exc.message) from None
         carried = dataclasses.replace(op, message=bound.record)
@@ -300,7 +294,9 @@ def tokens_router(
         }
         try:
             ticket = await bounded(
-                service.submit(Command(APP, carried.encode()), wait=wait), "the write"
+                service.submit(Command(APP, carried.encode()), wait=wait),
+                "the write",
+                request_timeout,
             )
         except Problem as timeout:
             timeout.extra.setdefault("message", doc)
@@ -386,7 +382,7 @@ def tokens_router(
     ) -> dict[str, Any]:
         ops = [transfer_op(t) for t in body.transfers]
         work = [service.submit(Command(APP, op.encode()), wait=wait) for op in ops]
-        tickets = await bounded(asyncio.gather(*work), "the batch")
+        tickets = await bounded(asyncio.gather(*work), "the batch", request_timeout)
         results = [ticket_doc(t) for t in tickets]
         done = sum(1 for t in tickets if t.status is not TxStatus.INVALID)
         return {"results": results, "accepted": done, "refused": len(tickets) - done}
