@@ -412,10 +412,7 @@ class MessagingService:
         """The message's final state (confirmed/failed), or None if ``within`` passed."""
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(message_id, []).append(fut)
-        async with self.store.read() as s:
-            state = (
-                await s.execute(select(MessageRow.state).where(MessageRow.id == message_id))
-            ).scalar_one_or_none()
+        state = await self.message_state(message_id)
         if state in ("confirmed", "failed"):
             self._forget_waiter(message_id, fut)
             return state

@@ -27,6 +27,7 @@ writes two per operation and ``int(bytes)`` is the cheapest exact parse there is
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -277,9 +278,12 @@ def _bytes(v: object) -> bytes:
     return v
 
 
-def _message(v: object) -> PinCommand:
+def _message_after(fields: Sequence[object], n: int) -> PinCommand | None:
+    """The pins record an operation of ``n`` fields carries as its last one, if any."""
+    if len(fields) == n:
+        return None
     try:
-        return parse_pin_record(v)
+        return parse_pin_record(fields[n])
     except MalformedPins as exc:
         raise BadBody(f"message: {exc.message}") from None
 
@@ -295,6 +299,7 @@ def decode_operation(body: bytes) -> Operation:
     label, f = rec.label, rec.fields
     try:
         if label == L_TRANSFER and len(f) in (7, 8):
+            m = _message_after(f, 7)
             return Transfer(
                 _str(f[0]),
                 _str(f[1]),
@@ -303,26 +308,13 @@ def decode_operation(body: bytes) -> Operation:
                 _str(f[4]),
                 _str(f[5]),
                 _bytes(f[6]),
-                _message(f[7]) if len(f) == 8 else None,
+                m,
             )
         if label == L_MINT and len(f) in (6, 7):
-            return Mint(
-                _str(f[0]),
-                _str(f[1]),
-                _int(f[2]),
-                _str(f[3]),
-                _str(f[4]),
-                _bytes(f[5]),
-                _message(f[6]) if len(f) == 7 else None,
-            )
+            m = _message_after(f, 6)
+            return Mint(_str(f[0]), _str(f[1]), _int(f[2]), _str(f[3]), _str(f[4]), _bytes(f[5]), m)
         if label == L_BURN and len(f) in (4, 5):
-            return Burn(
-                _str(f[0]),
-                _str(f[1]),
-                _int(f[2]),
-                _str(f[3]),
-                _message(f[4]) if len(f) == 5 else None,
-            )
+            return Burn(_str(f[0]), _str(f[1]), _int(f[2]), _str(f[3]), _message_after(f, 4))
         if label == L_APPROVE and len(f) == 5:
             if type(f[4]) is not bool:
                 raise BadBody("expected a boolean")
