@@ -9,22 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.members import FAST, member_app, member_client
 
-from charter.api import NodeInfo, create_app
-from charter.ledger.signatures import SignaturePolicy
-from charter.ledger.trust import NodeCert
 from charter.multiparty.component import MultipartyComponent, multiparty_component
 from charter.multiparty.service import MessagingService
 from charter.node.ledger_local import LocalLedgerNetwork
-from charter.node.ledger_service import LedgerSettings
-from charter.node.raft_transport import Backoff
-from charter.ops import NodeMetrics
 
-FAST = LedgerSettings(
-    signature_policy=SignaturePolicy(every_tx=100, every_ms=20),
-    submit_timeout=5.0,
-    backoff=Backoff(base=0.01, cap=0.2),
-)
 WAIT = 20.0
 
 
@@ -64,21 +54,8 @@ async def mp_network(
         clients: dict[int, httpx.AsyncClient] = {}
         apps: dict[int, Any] = {}
         for nid in net.ids:
-            m = net.members[nid]
-            service = net.service(nid)
-            info = NodeInfo(
-                name=m.name,
-                member=m.name,
-                node_id=NodeCert.from_x509(m.ledger_cert.x509).node_id,
-                raft_id=nid,
-                api_url=f"http://{m.name}.test",
-                version="test",
-            )
-            routers = [r for c in m.components for r in c.routers()]
-            apps[nid] = app = create_app(service, info, NodeMetrics(service), routers=routers)
-            clients[nid] = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=f"http://{m.name}.test", timeout=30
-            )
+            apps[nid] = app = member_app(net, nid)
+            clients[nid] = member_client(net, nid, app=app)
         mp = MpNet(net, clients, root, apps)
         await net.elect(WAIT)
         for nid in net.ids:

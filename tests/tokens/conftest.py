@@ -9,21 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest_asyncio
+from tests.members import FAST, member_client
 
-from charter.api import NodeInfo, create_app
-from charter.ledger.signatures import SignaturePolicy
-from charter.ledger.trust import NodeCert
 from charter.node.ledger_local import LocalLedgerNetwork
-from charter.node.ledger_service import LedgerService, LedgerSettings
-from charter.node.raft_transport import Backoff
-from charter.ops import NodeMetrics
+from charter.node.ledger_service import LedgerService
 from charter.tokens.component import tokens_component
 
-FAST = LedgerSettings(
-    signature_policy=SignaturePolicy(every_tx=100, every_ms=20),
-    submit_timeout=5.0,
-    backoff=Backoff(base=0.01, cap=0.2),
-)
 WAIT = 15.0
 
 
@@ -57,21 +48,7 @@ async def tnet(tmp_path_factory: object) -> AsyncIterator[TokenNet]:
     ) as net:
         clients: dict[int, httpx.AsyncClient] = {}
         for nid in net.ids:
-            m = net.members[nid]
-            service = net.service(nid)
-            info = NodeInfo(
-                name=m.name,
-                member=m.name,
-                node_id=NodeCert.from_x509(m.ledger_cert.x509).node_id,
-                raft_id=nid,
-                api_url=f"http://{m.name}.test",
-                version="test",
-            )
-            routers = [r for c in m.components for r in c.routers()]
-            app = create_app(service, info, NodeMetrics(service), routers=routers)
-            clients[nid] = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=f"http://{m.name}.test"
-            )
+            clients[nid] = member_client(net, nid)
         await net.elect(WAIT)
         try:
             yield TokenNet(net, clients)

@@ -8,15 +8,15 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from rich.console import Console
 
-from charter.cli.demo_net import free_base_port
+from charter.cli.demo_net import free_base_port, until
 from charter.cli.demo_tokens import tokens_act
 from charter.cli.stack import StackNode, open_stack
 from charter.node.supervisor import kill_group, read_pid
@@ -123,12 +123,14 @@ def test_cli_transfer_carrying_a_message(
     assert found, r.out
     mid, tx = found.groups()
     url = {n.entry.member: n.entry.api_url for n in nodes}
-    got = httpx.get(f"{url['member2']}/api/v1/messages/{mid}", timeout=10).json()
-    for _ in range(100):
-        if got.get("state") == "confirmed":
-            break
-        time.sleep(0.1)
-        got = httpx.get(f"{url['member2']}/api/v1/messages/{mid}", timeout=10).json()
+
+    def confirmed() -> dict[str, Any] | None:
+        doc: dict[str, Any] = httpx.get(
+            f"{url['member2']}/api/v1/messages/{mid}", timeout=10
+        ).json()
+        return doc if doc.get("state") == "confirmed" else None
+
+    got = until(confirmed, 10.0, f"message {mid} confirmed at member2")
     assert (
         got["state"] == "confirmed" and got["pin"]["tx_id"] == tx and got["topic"] == "remittance"
     )

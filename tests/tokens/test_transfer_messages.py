@@ -16,29 +16,19 @@ import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
+from tests.members import FAST, member_client
 
-from charter.api import NodeInfo, create_app
 from charter.api.problems import PROBLEM_JSON
 from charter.ledger.engine import AppliedTx, ApplyResult
-from charter.ledger.signatures import SignaturePolicy
-from charter.ledger.trust import NodeCert
 from charter.multiparty.component import MultipartyComponent, multiparty_component
 from charter.multiparty.service import MessagingService
 from charter.node.ledger_local import LocalLedgerNetwork
-from charter.node.ledger_service import LedgerSettings
-from charter.node.raft_transport import Backoff
-from charter.ops import NodeMetrics
 from charter.store.models import EventRow, MessageRow, PinRow
 from charter.tokens import queries as q
 from charter.tokens.component import tokens_component
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-FAST = LedgerSettings(
-    signature_policy=SignaturePolicy(every_tx=100, every_ms=20),
-    submit_timeout=5.0,
-    backoff=Backoff(base=0.01, cap=0.2),
-)
 WAIT = 20.0
 API = "/api/v1"
 C = {"wait": "committed"}
@@ -74,24 +64,6 @@ class Net:
             await self.messaging(nid).ready.wait()
 
 
-def _app(net: LocalLedgerNetwork, nid: int) -> httpx.AsyncClient:
-    m = net.members[nid]
-    service = net.service(nid)
-    info = NodeInfo(
-        name=m.name,
-        member=m.name,
-        node_id=NodeCert.from_x509(m.ledger_cert.x509).node_id,
-        raft_id=nid,
-        api_url=f"http://{m.name}.test",
-        version="test",
-    )
-    routers = [r for c in m.components for r in c.routers()]
-    app = create_app(service, info, NodeMetrics(service), routers=routers)
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url=f"http://{m.name}.test", timeout=30
-    )
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def tm(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
     root: Path = tmp_path_factory.mktemp("tokens-messages")
@@ -101,7 +73,7 @@ async def tm(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
         components=[tokens_component, multiparty_component],
         data_root=root,
     ) as net:
-        n = Net(net, {nid: _app(net, nid) for nid in net.ids})
+        n = Net(net, {nid: member_client(net, nid) for nid in net.ids})
         for nid in net.ids:
             seen = n.applied[nid] = []
 
