@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
-from tests.members import FAST, member_client
+from tests.members import FAST, member_app, member_client
+from tests.multiparty.netfix import WAIT, MpNet
 
 from charter.api.problems import PROBLEM_JSON
 from charter.ledger.engine import AppliedTx, ApplyResult
-from charter.multiparty.component import MultipartyComponent, multiparty_component
-from charter.multiparty.service import MessagingService
+from charter.multiparty.component import multiparty_component
 from charter.node.ledger_local import LocalLedgerNetwork
 from charter.store.models import EventRow, MessageRow, PinRow
 from charter.tokens import queries as q
@@ -29,28 +29,15 @@ from charter.tokens.component import tokens_component
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-WAIT = 20.0
 API = "/api/v1"
 C = {"wait": "committed"}
 
 
 @dataclass
-class Net:
-    net: LocalLedgerNetwork
-    clients: dict[int, httpx.AsyncClient]
+class Net(MpNet):
+    """The multi-party network's helpers, and every transaction each member applied."""
+
     applied: dict[int, list[AppliedTx]] = field(default_factory=dict)
-
-    def component(self, nid: int) -> MultipartyComponent:
-        (c,) = [c for c in self.net.members[nid].components if isinstance(c, MultipartyComponent)]
-        return c
-
-    def messaging(self, nid: int) -> MessagingService:
-        m = self.component(nid).messaging
-        assert m is not None
-        return m
-
-    async def until(self, predicate: Callable[[], Any], within: float = WAIT) -> None:
-        await self.net.until(lambda: bool(predicate()), within)
 
     async def caught_up(self) -> None:
         def same() -> bool:
@@ -73,7 +60,9 @@ async def tm(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
         components=[tokens_component, multiparty_component],
         data_root=root,
     ) as net:
-        n = Net(net, {nid: member_client(net, nid) for nid in net.ids})
+        apps = {nid: member_app(net, nid) for nid in net.ids}
+        clients = {nid: member_client(net, nid, app=apps[nid]) for nid in net.ids}
+        n = Net(net, clients, root, apps)
         for nid in net.ids:
             seen = n.applied[nid] = []
 
