@@ -19,7 +19,6 @@ use it for a message carried by a transfer (``BoundMessageIn``), so both refuse 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
@@ -35,6 +34,7 @@ from charter.multiparty.errors import InvalidMessage
 from charter.multiparty.model import MAX_DATA_ITEMS, MAX_TOPIC_BYTES, DataItem, canonical_json
 from charter.multiparty.service import MessagingService, SendRequest, now_us
 from charter.store.data import get_data, get_datatype, insert_datatype, list_datatypes
+from charter.store.ids import new_id
 from charter.store.messages import MessageFilter, data_of, get_message, list_messages
 from charter.store.models import DataRow, DatatypeRow, MessageRow
 
@@ -177,7 +177,7 @@ async def prepare_message(
             raw, name, version = await _validate_value(s, d.value, d.datatype, where)
         except InvalidMessage as exc:
             raise Problem(400, exc.code, f"{where}: {exc.message}") from None
-        items.append(DataItem(str(uuid.uuid4()), raw, name, version))
+        items.append(DataItem(new_id(), raw, name, version))
     req = SendRequest(
         kind,
         header.topic,
@@ -364,7 +364,7 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
             ) from None
         raw = canonical_json(body.schema_)
         row = DatatypeRow(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             name=body.name,
             version=body.version,
             schema=body.schema_,
@@ -409,7 +409,7 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
     async def add_data(body: ValueIn) -> dict[str, Any]:
         s = service()
         raw, name, version = await _validate_value(s, body.value, body.datatype, "value")
-        item = DataItem(str(uuid.uuid4()), raw, name, version)
+        item = DataItem(new_id(), raw, name, version)
         row = DataRow(
             id=item.id,
             message_id=None,

@@ -14,7 +14,6 @@ components know their node's ledger service, not each other.
 from __future__ import annotations
 
 import asyncio
-import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from charter.multiparty.pins import APP, MpHandler
 from charter.multiparty.service import MessagingService, MessagingSettings, now_us
 from charter.node.components import NodeContext
 from charter.node.ledger_service import NotAvailable
+from charter.store.ids import new_id
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -53,7 +53,7 @@ class _StoreBlobRecords:
         from charter.store.models import DataRow
 
         store = self._c.store_or_503()
-        did = str(uuid.uuid4())
+        did = new_id()
         item = DataItem(did, None, blob_hash=info.hash, blob_size=info.size, blob_name=name or "")
         stamp = now_us()
         async with store.transaction() as s:

@@ -17,6 +17,7 @@ hashes are the bytes it received, never a re-encoding.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -81,12 +82,18 @@ class Group:
         return cls(tuple(names))
 
     def __post_init__(self) -> None:
-        if list(self.members) != sorted(set(self.members)) or not self.members:
-            raise InvalidMessage("group members must be sorted, unique and non-empty")
-        digest = hashlib.sha256(encode(Record(_GROUP, list(self.members)))).digest()
-        object.__setattr__(self, "hash", digest)
+        object.__setattr__(self, "hash", _group_hash(self.members))
 
 
+@functools.lru_cache(maxsize=4096)
+def _group_hash(members: tuple[str, ...]) -> bytes:
+    """Checked and hashed once per distinct group: every message names its group."""
+    if type(members) is not tuple or list(members) != sorted(set(members)) or not members:
+        raise InvalidMessage("group members must be sorted, unique and non-empty")
+    return hashlib.sha256(encode(Record(_GROUP, list(members)))).digest()
+
+
+@functools.lru_cache(maxsize=4096)
 def context_of(topic: str, group_hash: bytes) -> bytes:
     return hashlib.sha256(encode(Record(_CONTEXT, topic, group_hash))).digest()
 

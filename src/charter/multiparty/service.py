@@ -23,12 +23,11 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, insert, select, update
+from sqlalchemy import JSON, select, update
 
 from charter.codec.syrup import decode, encode
 from charter.crypto.keys import Ed25519PrivateKey
@@ -50,8 +49,10 @@ from charter.multiparty.model import (
 from charter.multiparty.pins import APP, Clock, PinCommand, parse_body
 from charter.multiparty.state import delete_states_before, load_state, load_states, save_state
 from charter.store import Store
+from charter.store.bulk import insert_many, update_many
 from charter.store.events import NewEvent, append_events
 from charter.store.groups import ensure_group
+from charter.store.ids import new_id
 from charter.store.messages import by_idempotency_key
 from charter.store.models import BatchRow, DataRow, MessageRow, PinRow
 
@@ -303,7 +304,7 @@ class MessagingService:
         The writer task stores it in its next round (one transaction for many submits).
         """
         group = self.group_for(req)
-        mid = str(uuid.uuid4())
+        mid = new_id()
         out = Outgoing(mid, req.type, req.topic, req.tag, req.cid, group, now_us(), tuple(items))
         done: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Submit(out, req.idempotency_key, done))
@@ -321,7 +322,7 @@ class MessagingService:
         if pinned_by == APP:
             raise InvalidMessage("a bound message is pinned by another app's transaction")
         group = self.group_for(req)
-        mid = str(uuid.uuid4())
+        mid = new_id()
         out = Outgoing(mid, req.type, req.topic, req.tag, req.cid, group, now_us(), tuple(items))
         done: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
         sub = _Submit(out, None, done, pinned_by=pinned_by)
@@ -700,7 +701,7 @@ class MessagingService:
             )
         first = group.items[0]
         batch = Batch(
-            str(uuid.uuid4()),
+            new_id(),
             "broadcast" if first.type == "broadcast" else "private",
             self.member,
             self.node,
@@ -942,22 +943,13 @@ PINS = PinRow.__table__
 
 
 async def insert_rows(s: Any, table: Any, rows: list[dict[str, Any]]) -> None:
-    """One executemany per table (no ORM objects: thousands of rows per round)."""
-    if rows:
-        await s.execute(insert(table), rows)
+    """Multi-row inserts (no ORM objects: thousands of rows per round)."""
+    await insert_many(s, table, rows)
 
 
 async def update_rows(s: Any, table: Any, key: str, rows: list[dict[str, Any]]) -> None:
     """Update rows by ``key`` (given as ``b_<key>``); every dict has the same columns."""
-    if not rows:
-        return
-    columns = [c for c in rows[0] if c != f"b_{key}"]
-    stmt = (
-        update(table)
-        .where(table.c[key] == bindparam(f"b_{key}"))
-        .values({c: bindparam(c) for c in columns})
-    )
-    await s.execute(stmt, rows)
+    await update_many(s, table, key, rows)
 
 
 def _message_values(*, tag: str, **values: Any) -> dict[str, Any]:

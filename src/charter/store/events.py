@@ -9,18 +9,20 @@ late one forever). On SQLite the write lock already does this.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from charter.store.bulk import insert_many
 from charter.store.clock import now_us
 from charter.store.engine import EVENTS_APPENDED
+from charter.store.ids import new_ids
 from charter.store.models import CounterRow, EventRow
 
 __all__ = [
+    "Appended",
     "NewEvent",
     "append_event",
     "append_events",
@@ -45,8 +47,24 @@ class NewEvent:
     tx_id: str | None = None
 
 
-async def append_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[EventRow]:
-    """Append events in order, in the caller's (write) transaction; answers the rows."""
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where an appended event landed: its offset and id."""
+
+    seq: int
+    id: str
+    event: NewEvent
+
+
+_EVENTS = EventRow.__table__
+
+
+async def append_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[Appended]:
+    """Append events in order, in the caller's (write) transaction; answers where they went.
+
+    One multi-row insert without ORM objects: the event log grows by thousands of rows a
+    second under load.
+    """
     if not events:
         return []
     n = len(events)
@@ -60,25 +78,29 @@ async def append_events(session: AsyncSession, events: Sequence[NewEvent]) -> li
         )
     ).scalar_one()
     stamp = now_us()
-    rows = [
-        EventRow(
-            seq=last - n + 1 + i,
-            id=str(uuid.uuid4()),
-            type=e.type,
-            reference=e.reference,
-            correlator=e.correlator,
-            topic=e.topic,
-            author=e.author,
-            group_hash=e.group_hash,
-            tx_id=e.tx_id,
-            created_us=stamp,
-        )
-        for i, e in enumerate(events)
-    ]
-    session.add_all(rows)
-    await session.flush()
+    first = last - n + 1
+    ids = new_ids(n)
+    await insert_many(
+        session,
+        _EVENTS,
+        [
+            {
+                "seq": first + i,
+                "id": ids[i],
+                "type": e.type,
+                "reference": e.reference,
+                "correlator": e.correlator,
+                "topic": e.topic,
+                "author": e.author,
+                "group_hash": e.group_hash,
+                "tx_id": e.tx_id,
+                "created_us": stamp,
+            }
+            for i, e in enumerate(events)
+        ],
+    )
     session.info[EVENTS_APPENDED] = True
-    return rows
+    return [Appended(first + i, ids[i], e) for i, e in enumerate(events)]
 
 
 async def append_event(
@@ -91,7 +113,7 @@ async def append_event(
     author: str | None = None,
     group_hash: str | None = None,
     tx_id: str | None = None,
-) -> EventRow:
+) -> Appended:
     """Append one event in the caller's transaction (commit makes it visible and wakes readers)."""
     (row,) = await append_events(
         session,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from charter.store import Pulse, Store, StoreConflict
 from charter.store import subscriptions as subs
 from charter.store.clock import now_us
 from charter.store.events import last_offset, list_events
+from charter.store.ids import new_id
 from charter.store.models import SubscriptionRow
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class EventsService:
                 if await subs.get_subscription(session, spec.name) is not None:
                     raise SubscriptionExists(f"a subscription named {spec.name!r} already exists")
                 row = SubscriptionRow(
-                    id=str(uuid.uuid4()),
+                    id=new_id(),
                     name=spec.name,
                     transport=spec.transport,
                     filters=spec.filter.model_dump(exclude_none=True),
