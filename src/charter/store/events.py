@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from charter.store.bulk import insert_many
@@ -56,7 +57,7 @@ class Appended:
     event: NewEvent
 
 
-_EVENTS = EventRow.__table__
+_EVENTS = cast(Table, EventRow.__table__)
 
 
 async def append_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[Appended]:
