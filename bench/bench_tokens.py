@@ -20,87 +20,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from charter.cli.demo_net import free_base_port
-from charter.cli.stack import open_stack  # reads CHARTER_HOME when called
-from charter.node.supervisor import kill_group
+from stackrun import BenchError, cpu_ms, stack
 
 STACK = "tokbench"
-READY_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 60.0
 POOL = "bench"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def log(message: str) -> None:
     print(f"[bench-tokens] {message}", file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
-def charter_cli(args: Sequence[str], home: Path, timeout: float) -> None:
-    command = [sys.executable, "-c", "from charter.cli.main import main; main()", *args]
-    env = dict(os.environ, CHARTER_HOME=str(home))
-    done = subprocess.run(
-        command,
-        env=env,
-        stdout=sys.stderr,
-        stderr=sys.stderr,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"charter {' '.join(args)} failed (status {done.returncode})")
-
-
-def cpu_ms(pids: Sequence[int]) -> float:
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total * 1000.0 / CLK_TCK
-
-
-@contextlib.contextmanager
-def stack(work: Path) -> Iterator[tuple[list[tuple[str, str]], list[int]]]:
-    """[(member, api_url)] and the node pids of a running 3-member stack."""
-    home = work / "charter-home"
-    base = free_base_port(3)
-    log(f"stack init (3 members, base port {base})")
-    charter_cli(["stack", "init", STACK, "--members", "3", "--base-port", str(base)], home, 60)
-    os.environ["CHARTER_HOME"] = str(home)
-    _, nodes = open_stack(STACK)
-    try:
-        log("stack up")
-        charter_cli(["stack", "up", STACK, "--timeout", str(READY_TIMEOUT_S)], home, 90)
-        pids = [p for n in nodes if (p := n.pid()) is not None]
-        if len(pids) != len(nodes):
-            raise BenchError("a node wrote no pid file")
-        yield [(n.entry.member, n.entry.api_url) for n in nodes], pids
-    finally:
-        log("stack down")
-        left = [p for n in nodes if (p := n.pid()) is not None]
-        with contextlib.suppress(Exception):
-            charter_cli(["stack", "down", STACK, "--timeout", "5"], home, 30)
-        for pid in left:
-            kill_group(pid)
 
 
 async def committed(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> None:
@@ -274,7 +214,7 @@ def main() -> None:
         parser.error("--seconds 1..300, --batch 1..5000, --concurrency 1..32")
     with (
         tempfile.TemporaryDirectory(prefix="charter-bench-tokens-") as tmp,
-        stack(Path(tmp)) as (nodes, pids),
+        stack(Path(tmp), STACK, "bench-tokens") as (nodes, pids),
     ):
         result = asyncio.run(run(nodes, pids, args))
     print(json.dumps(result, indent=2))

@@ -251,7 +251,7 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
             s, kind, body.header, body.group, body.data, body.idempotency_key
         )
         try:
-            mid, created = await s.send(req, items)
+            mid, created, stored = await s.send_view(req, items)
         except InvalidMessage as exc:
             raise Problem(400, exc.code, exc.message) from None
         except IntegrityError:
@@ -262,11 +262,14 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
         if wait == "confirmed":
             final = await s.wait_final(mid, min(wait_s, MAX_WAIT_S))
             status = 200 if final is not None else 202
-        async with s.store.read() as session:
-            fresh = await get_message(session, mid)
-            data = (await data_of(session, [mid]))[mid]
-        assert fresh is not None
-        return JSONResponse(_message_json(fresh, data), status_code=status)
+            stored = None  # its state has moved on since the round stored it
+        if stored is None:
+            async with s.store.read() as session:
+                fresh = await get_message(session, mid)
+                data = (await data_of(session, [mid]))[mid]
+            assert fresh is not None
+            stored = (fresh, data)
+        return JSONResponse(_message_json(*stored), status_code=status)
 
     @router.post("/messages/broadcast", status_code=202)
     async def broadcast(

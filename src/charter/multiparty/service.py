@@ -53,7 +53,7 @@ from charter.store.bulk import insert_many, update_many
 from charter.store.events import NewEvent, append_events
 from charter.store.groups import ensure_group
 from charter.store.ids import new_id
-from charter.store.messages import by_idempotency_key
+from charter.store.messages import by_idempotency_key, data_of
 from charter.store.models import BatchRow, DataRow, MessageRow, PinRow
 
 __all__ = [
@@ -151,6 +151,9 @@ class _Submit:
     pinned_by: str = APP
     """Another app's transaction pins it: sealed alone, at once (``send_bound``)."""
     signed: SignedBatch | None = None
+    view: bool = False
+    """Read the stored message and its data back at the end of the round (``send_view``)."""
+    stored: tuple[MessageRow, list[DataRow]] | None = None
 
 
 @dataclass
@@ -303,12 +306,27 @@ class MessagingService:
 
         The writer task stores it in its next round (one transaction for many submits).
         """
+        mid, created, _stored = await self._submit(req, items, view=False)
+        return mid, created
+
+    async def send_view(
+        self, req: SendRequest, items: Sequence[DataItem]
+    ) -> tuple[str, bool, tuple[MessageRow, list[DataRow]] | None]:
+        """``send``, and the message and data rows as its round stored them (None for an
+        idempotent repeat): a REST answer needs no read of its own."""
+        return await self._submit(req, items, view=True)
+
+    async def _submit(
+        self, req: SendRequest, items: Sequence[DataItem], *, view: bool
+    ) -> tuple[str, bool, tuple[MessageRow, list[DataRow]] | None]:
         group = self.group_for(req)
         mid = new_id()
         out = Outgoing(mid, req.type, req.topic, req.tag, req.cid, group, now_us(), tuple(items))
         done: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Submit(out, req.idempotency_key, done))
-        return await done
+        sub = _Submit(out, req.idempotency_key, done, view=view)
+        self._queue.put_nowait(sub)
+        got, created = await done
+        return got, created, sub.stored if created else None
 
     async def send_bound(
         self, req: SendRequest, items: Sequence[DataItem], pinned_by: str
@@ -619,6 +637,7 @@ class MessagingService:
                             await delete_states_before(s, UNKNOWN_STATE, f"{oldest:020d}")
                 if sealed:
                     await save_state(s, SENDER_STATE, _encode_nonces(self._nonces))
+                await self._store_views(s, submits)
         except BaseException as exc:
             self._new_groups.clear()
             err = exc if isinstance(exc, Exception) else MultipartyError("stopped")
@@ -658,6 +677,23 @@ class MessagingService:
             self._tg.create_task(self._clock(deadline))
 
     # -- pieces of a round ----------------------------------------------------------------
+
+    async def _store_views(self, s: Any, submits: list[_Submit]) -> None:
+        """The rows of this round's new messages that asked for them, as they will commit."""
+        want = {
+            sub.message.id: sub
+            for sub in submits
+            if sub.view and sub.result is not None and sub.result[1]
+        }
+        if not want:
+            return
+        ids = list(want)
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            rows = (await s.execute(select(MessageRow).where(MessageRow.id.in_(part)))).scalars()
+            data = await data_of(s, part)
+            for row in rows:
+                want[row.id].stored = (row, data.get(row.id, []))
 
     def _candidates(self, group: Group) -> list[str]:
         return sorted(n for n, m in self.node_member.items() if m in group.members)

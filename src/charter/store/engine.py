@@ -43,6 +43,8 @@ __all__ = [
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite writer waits for another writer's lock before failing."""
+DEFAULT_POOL_SIZE = 16
+"""Connections per node to its index database (reads and writes together)."""
 EVENTS_APPENDED = "charter.events_appended"
 """``Session.info`` flag set by ``append_event``: wake event readers after commit."""
 _STORE = "charter.store"
@@ -195,15 +197,19 @@ async def open_store(
     *,
     migrate: bool = True,
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    pool_size: int = DEFAULT_POOL_SIZE,
     echo: bool = False,
 ) -> Store:
     """Open (and by default migrate to the current schema) the node's index database."""
     target = store_url(url, data_dir)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # A fixed pool, no overflow: an overflow connection is closed when returned, so under
+    # load every extra session would open a fresh connection (on SQLite a new thread, the
+    # connect pragmas and the WAL check). Sessions beyond the pool wait for one instead.
+    kwargs: dict[str, Any] = {"echo": echo, "pool_size": pool_size, "max_overflow": 0}
     if target.get_backend_name() == "sqlite":
         database = target.database
         if database in (None, "", ":memory:"):
-            kwargs["poolclass"] = StaticPool
+            kwargs = {"echo": echo, "poolclass": StaticPool}
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(target, **kwargs)
