@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from tests.conftest import fresh_postgres_database
 from tests.multiparty.netfix import WAIT, MpNet, mp_network
 
+from charter.api.fastpath import FastPaths
 from charter.multiparty.model import Group
 from charter.store.models import DataRow, EventRow, MessageRow
 
@@ -196,6 +197,43 @@ async def test_every_member_releases_one_context_in_the_same_order(mp: MpNet) ->
     assert orders[0] == orders[1] == orders[2]
     for ids in sent:  # one author's messages keep their order
         assert [m for m in orders[0] if m in ids] == ids
+
+
+async def test_the_fast_submit_answers_like_fastapi(mp: MpNet) -> None:
+    """``?timeout=`` makes the fast handler decline: the same submit through FastAPI."""
+    c1 = mp.clients[1]
+    (fast,) = [m for m in mp.apps[1].user_middleware if m.cls is FastPaths]
+    assert ("POST", f"{API}/messages/private") in fast.kwargs["routes"]
+    body = {"header": {"topic": "fast"}, "group": {"members": ["member-2"]}, "data": [{"value": 1}]}
+    answers = []
+    for query in ("", "?timeout=30", "?wait=confirmed", "?wait=confirmed&timeout=30"):
+        r = await c1.post(f"{API}/messages/private{query}", json=body)
+        assert r.status_code == (200 if "wait" in query else 202), r.text
+        assert r.headers["content-type"] == "application/json"
+        answers.append(r.json())
+    for a in answers[1:]:
+        assert set(a) == set(answers[0])
+        assert {k: type(v) for k, v in a.items()} | {"pin": None, "confirmed_us": None} == {
+            k: type(v) for k, v in answers[0].items()
+        } | {"pin": None, "confirmed_us": None}
+    assert answers[2]["state"] == answers[3]["state"] == "confirmed"
+    again = await c1.post(f"{API}/messages/private", json={**body, "idempotency_key": "fast-1"})
+    same = await c1.post(
+        f"{API}/messages/private?timeout=5", json={**body, "idempotency_key": "fast-1"}
+    )
+    assert (again.status_code, same.status_code) == (202, 200)
+    assert same.json()["id"] == again.json()["id"]
+    # bodies the model refuses, or that are not JSON, get FastAPI's 422 problem either way
+    for content, ctype in (
+        (b'{"data": [{"value": 1}], "extra": 1}', "application/json"),
+        (b'{"data": [{"value": 1}]', "application/json"),
+        (b'{"data": [{"value": 1}]}', "text/plain"),
+    ):
+        r = await c1.post(
+            f"{API}/messages/broadcast", content=content, headers={"content-type": ctype}
+        )
+        assert r.status_code == 422, (content, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from charter.api.docs import OPENAPI_URL, install_docs
+from charter.api.fastpath import FastPaths, FastRouter
 from charter.api.info import NodeInfo
 from charter.api.problems import Problem, install_problem_handlers, problem_response
 from charter.api.tables import (
@@ -79,6 +80,8 @@ def create_app(
     install_problem_handlers(app)
     tables = TablesApi(service, metrics, max_body=max_body, request_timeout=request_timeout)
     app.add_middleware(TablesFastPath, tables=tables)
+    fast = {k: h for r in routers if isinstance(r, FastRouter) for k, h in r.fast.items()}
+    app.add_middleware(FastPaths, routes=fast)
     _install_access_log(app)  # added last: outermost, so it also sees the fast path
 
     # -- tables (answered by TablesFastPath unless the query string is unusual) ----------

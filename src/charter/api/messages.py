@@ -19,17 +19,22 @@ use it for a message carried by a transfer (``BoundMessageIn``), so both refuse 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import jsonschema  # type: ignore[import-untyped]
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
-from charter.api.problems import Problem
+from charter.api.fastpath import FastHandler, FastRouter, query_pairs, send_json
+from charter.api.problems import Problem, problem_response
+from charter.api.tables import read_body
+from charter.errors import CharterError
 from charter.multiparty.errors import InvalidMessage
 from charter.multiparty.model import MAX_DATA_ITEMS, MAX_TOPIC_BYTES, DataItem, canonical_json
 from charter.multiparty.service import MessagingService, SendRequest, now_us
@@ -41,6 +46,9 @@ from charter.store.models import DataRow, DatatypeRow, MessageRow
 __all__ = ["BoundMessageIn", "MessageIn", "messages_router", "prepare_message"]
 
 MAX_WAIT_S = 60.0
+FAST_BODY_MAX = 1024 * 1024
+"""Larger submits (many data items inline) go the FastAPI way, which has no bound."""
+_JSON_TYPE = b"application/json"
 _SCHEMA_CHECKER = jsonschema.Draft202012Validator
 
 
@@ -232,7 +240,7 @@ def _data_json(d: DataRow) -> dict[str, Any]:
 
 def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
     """``get()`` answers the node's running messaging service (503 until it runs)."""
-    router = APIRouter(tags=["messages"])
+    router = FastRouter(tags=["messages"])
 
     def service() -> MessagingService:
         try:
@@ -240,12 +248,12 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
         except LookupError:
             raise Problem(503, "mp.not_ready", "the messaging service is starting") from None
 
-    async def send(
+    async def answer(
         kind: Literal["broadcast", "private", "requestreply"],
         body: MessageIn,
         wait: str | None,
         wait_s: float,
-    ) -> JSONResponse:
+    ) -> tuple[int, dict[str, Any]]:
         s = service()
         req, items = await prepare_message(
             s, kind, body.header, body.group, body.data, body.idempotency_key
@@ -269,7 +277,61 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
                 data = (await data_of(session, [mid]))[mid]
             assert fresh is not None
             stored = (fresh, data)
-        return JSONResponse(_message_json(*stored), status_code=status)
+        return status, _message_json(*stored)
+
+    async def send(
+        kind: Literal["broadcast", "private", "requestreply"],
+        body: MessageIn,
+        wait: str | None,
+        wait_s: float,
+    ) -> JSONResponse:
+        status, content = await answer(kind, body, wait, wait_s)
+        return JSONResponse(content, status_code=status)
+
+    def fast_send(kind: Literal["broadcast", "private", "requestreply"]) -> FastHandler:
+        """The submit routes below for a JSON body and no query string but ``wait``."""
+
+        async def handle(scope: Scope, receive: Receive, send: Send) -> bool:
+            pairs = query_pairs(scope)
+            if pairs is None or len(pairs) > 1 or any(p != ("wait", "confirmed") for p in pairs):
+                return False
+            length: bytes | None = None
+            ctype: bytes | None = None
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    length = value
+                elif name == b"content-type":
+                    ctype = value
+            if length is None or not length.isdigit() or int(length) > FAST_BODY_MAX:
+                return False
+            if ctype is not None and ctype.partition(b";")[0].strip().lower() != _JSON_TYPE:
+                return False
+            path: str = scope["path"]
+            try:
+                raw = await read_body(scope, receive, FAST_BODY_MAX)
+                try:
+                    body = MessageIn.model_validate(json.loads(raw))
+                except (ValueError, ValidationError):
+                    return False  # FastAPI answers its 422 problem
+                status, content = await answer(kind, body, "confirmed" if pairs else None, 30.0)
+            except Problem as problem:
+                await problem_response(problem, path)(scope, receive, send)
+                return True
+            except CharterError as exc:
+                await problem_response(Problem.from_error(exc), path)(scope, receive, send)
+                return True
+            await send_json(send, status, content)
+            return True
+
+        return handle
+
+    kinds: tuple[Literal["broadcast", "private", "requestreply"], ...] = (
+        "broadcast",
+        "private",
+        "requestreply",
+    )
+    for kind in kinds:
+        router.add_fast("POST", f"/api/v1/messages/{kind}", fast_send(kind))
 
     @router.post("/messages/broadcast", status_code=202)
     async def broadcast(

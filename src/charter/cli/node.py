@@ -48,8 +48,11 @@ def run(
         )
         raise typer.Exit(CONFIG_EXIT) from None
     # Other typed errors (data directory in use, a port taken, a corrupt ledger) reach
-    # the CLI's handler: one line, exit status 1.
-    asyncio.run(run_node(config, log_level=log_level))
+    # the CLI's handler: one line, exit status 1. uvloop: the same asyncio semantics with
+    # a loop, transports and TLS written in C, roughly a tenth less CPU per message.
+    import uvloop
+
+    uvloop.run(run_node(config, log_level=log_level))
 
 
 JOIN_TIMEOUT = 300.0

@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
+from charter.api.fastpath import FastPaths, FastRouter
 from charter.api.problems import install_problem_handlers
 from charter.multiparty.events import EventsService, EventsSettings
 from charter.store import Store
@@ -46,10 +47,15 @@ async def serve(app: Any) -> AsyncIterator[str]:
 
 
 def events_app(service: EventsService) -> FastAPI:
+    """The events routes as a node serves them: fast handlers in front of FastAPI's."""
     app = FastAPI()
     install_problem_handlers(app)
+    fast = {}
     for router in service.routers():
         app.include_router(router, prefix="/api/v1")
+        if isinstance(router, FastRouter):
+            fast.update(router.fast)
+    app.add_middleware(FastPaths, routes=fast)
     return app
 
 

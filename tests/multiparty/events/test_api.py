@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from charter.api.fastpath import FastRouter
 from charter.multiparty.events import EventsService
 from charter.store import Store
 from charter.store.data import insert_data
@@ -71,6 +72,56 @@ async def _seed(store: Store) -> None:
                 NewEvent("blob_arrived", reference="ef" * 32),
             ],
         )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?after=1",
+        "?limit=2&type=message_confirmed&type=blob_arrived",
+        "?type=message_confirmed&with_data=true",
+        "?topic=orders&with_data=false&after=0",
+        "?after=0&after=2",
+    ],
+)
+async def test_the_fast_event_log_answers_fastapis_bytes(
+    api: httpx.AsyncClient, store: Store, query: str
+) -> None:
+    await _seed(store)
+    fast = await api.get(f"/api/v1/events{query}")
+    # an unknown parameter makes the fast handler decline; FastAPI ignores it
+    slow = await api.get(f"/api/v1/events{query}{'&' if query else '?'}unknown=1")
+    assert fast.status_code == slow.status_code == 200
+    assert fast.content == slow.content
+    assert fast.headers["content-type"] == slow.headers["content-type"]
+    # and the first one really was the fast handler's
+    (router,) = EventsService(store).routers()
+    assert isinstance(router, FastRouter)
+    handler = router.fast[("GET", "/api/v1/events")]
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "method": "GET", "path": "/api/v1/events"}
+    assert await handler({**scope, "query_string": query[1:].encode()}, receive, send)
+    assert sent[-1]["body"] == fast.content
+    assert not await handler({**scope, "query_string": b"unknown=1"}, receive, send)
+
+
+@pytest.mark.parametrize(
+    "query", ["?limit=0", "?limit=1001", "?after=-1", "?type=no%20such", "?with_data=maybe"]
+)
+async def test_unusual_event_queries_get_fastapis_answer(
+    api: httpx.AsyncClient, query: str
+) -> None:
+    r = await api.get(f"/api/v1/events{query}")
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_event_log_pages_and_filters(api: httpx.AsyncClient, store: Store) -> None:
