@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from charter.cli.stack import open_stack  # reads CHARTER_HOME when called
+from stackrun import BenchError, charter_cli
 
 LUA_SCRIPT = Path(__file__).resolve().parent / "ledger" / "writes.lua"
 LOADS = (4, 64)
@@ -49,10 +50,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def log(message: str) -> None:
     print(f"[bench-ledger] {message}", file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
 
 
 # -- tools ------------------------------------------------------------------------
@@ -140,22 +137,6 @@ class Cluster:
     system: str
     urls: list[str]  # one base URL per node or member
     pids: list[int]
-
-
-def charter_cli(args: Sequence[str], home: Path, timeout: float) -> None:
-    command = [sys.executable, "-c", "from charter.cli.main import main; main()", *args]
-    env = dict(os.environ, CHARTER_HOME=str(home))
-    done = subprocess.run(
-        command,
-        env=env,
-        stdout=sys.stderr,
-        stderr=sys.stderr,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"charter {' '.join(args)} failed (status {done.returncode})")
 
 
 @contextlib.contextmanager
