@@ -28,6 +28,7 @@ __all__ = [
     "json_bytes",
     "query_pairs",
     "send_json",
+    "send_json_bytes",
 ]
 
 FastHandler = Callable[[Scope, Receive, Send], Awaitable[bool]]
@@ -106,8 +107,8 @@ def json_bytes(content: Any) -> bytes:
     ).encode("utf-8")
 
 
-async def send_json(send: Send, status: int, content: Any) -> None:
-    body = json_bytes(content)
+async def send_json_bytes(send: Send, status: int, body: bytes) -> None:
+    """Answer JSON bytes as they are (a stored value, or ``json_bytes`` of one)."""
     await send(
         {
             "type": "http.response.start",
@@ -116,3 +117,7 @@ async def send_json(send: Send, status: int, content: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, content: Any) -> None:
+    await send_json_bytes(send, status, json_bytes(content))

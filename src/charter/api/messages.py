@@ -46,6 +46,7 @@ from charter.store.models import DataRow, DatatypeRow, MessageRow
 __all__ = ["BoundMessageIn", "MessageIn", "messages_router", "prepare_message"]
 
 MAX_WAIT_S = 60.0
+DEFAULT_WAIT_S = 30.0
 FAST_BODY_MAX = 1024 * 1024
 """Larger submits (many data items inline) go the FastAPI way, which has no bound."""
 _JSON_TYPE = b"application/json"
@@ -313,7 +314,9 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
                     body = MessageIn.model_validate(json.loads(raw))
                 except (ValueError, ValidationError):
                     return False  # FastAPI answers its 422 problem
-                status, content = await answer(kind, body, "confirmed" if pairs else None, 30.0)
+                status, content = await answer(
+                    kind, body, "confirmed" if pairs else None, DEFAULT_WAIT_S
+                )
             except Problem as problem:
                 await problem_response(problem, path)(scope, receive, send)
                 return True
@@ -335,17 +338,19 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
 
     @router.post("/messages/broadcast", status_code=202)
     async def broadcast(
-        body: MessageIn, wait: WaitQ = None, wait_s: TimeoutQ = 30.0
+        body: MessageIn, wait: WaitQ = None, wait_s: TimeoutQ = DEFAULT_WAIT_S
     ) -> JSONResponse:
         return await send("broadcast", body, wait, wait_s)
 
     @router.post("/messages/private", status_code=202)
-    async def private(body: MessageIn, wait: WaitQ = None, wait_s: TimeoutQ = 30.0) -> JSONResponse:
+    async def private(
+        body: MessageIn, wait: WaitQ = None, wait_s: TimeoutQ = DEFAULT_WAIT_S
+    ) -> JSONResponse:
         return await send("private", body, wait, wait_s)
 
     @router.post("/messages/requestreply", status_code=202)
     async def requestreply(
-        body: MessageIn, wait: WaitQ = None, wait_s: TimeoutQ = 30.0
+        body: MessageIn, wait: WaitQ = None, wait_s: TimeoutQ = DEFAULT_WAIT_S
     ) -> JSONResponse:
         return await send("requestreply", body, wait, wait_s)
 

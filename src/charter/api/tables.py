@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from charter.api.fastpath import send_json, send_json_bytes
 from charter.api.problems import Problem, bounded, problem_response
 from charter.errors import CharterError
 from charter.ledger.engine import TxStatus
@@ -44,7 +45,6 @@ ConsistencyParam = Literal["local", "committed", "linearizable"]
 TABLES_PREFIX: Final = "/api/v1/tables/"
 _WAITS: Final = frozenset(get_args(WaitParam))
 _CONSISTENCIES: Final = frozenset(get_args(ConsistencyParam))
-_JSON: Final = [(b"content-type", b"application/json")]
 
 
 class TablesApi:
@@ -119,7 +119,7 @@ class TablesFastPath:
         try:
             if method == "GET":
                 value = await self.tables.get(table, key, cast(ConsistencyParam, option))
-                await _answer(send, 200, _JSON, value)
+                await send_json_bytes(send, 200, value)
                 return
             wait = cast(WaitParam, option)
             if method == "PUT":
@@ -133,7 +133,7 @@ class TablesFastPath:
         except CharterError as exc:
             await problem_response(Problem.from_error(exc), path)(scope, receive, send)
             return
-        await _answer(send, 200, _JSON, _json_bytes(answer))
+        await send_json(send, 200, answer)
 
 
 def _parse(scope: Scope) -> tuple[str, str, str, str] | None:
@@ -183,24 +183,6 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode("ascii"))],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-def _json_bytes(content: dict[str, Any]) -> bytes:
-    """The bytes FastAPI's JSONResponse would send for ``content``."""
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
 
 
 def canonical_json(body: bytes) -> bytes:
