@@ -6,6 +6,7 @@ import math
 import random
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from charter.codec.syrup import (
     Record,
     Symbol,
     SyrupDecodeError,
+    SyrupEncodeError,
     decode,
     encode,
 )
@@ -164,3 +166,26 @@ def test_stream_splits_do_not_matter(messages: list[Any], data: st.DataObject) -
     assert dec.pending == 0
     assert len(out) == len(messages)
     assert all(same(m, o) for m, o in zip(messages, out, strict=True))
+
+
+row_keys = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@given(st.dictionaries(row_keys, st.binary(max_size=12), min_size=16, max_size=60))
+@settings(max_examples=200)
+def test_tables_of_rows_encode_as_the_generic_dictionary_rule_says(rows: dict[str, bytes]) -> None:
+    """Large str-to-bytes dictionaries take a shortcut; it must give the same bytes."""
+    entries = sorted((encode(k), encode(v)) for k, v in rows.items())
+    assert encode(rows) == b"{" + b"".join(k + v for k, v in entries) + b"}"
+    assert decode(encode(rows)) == rows
+
+
+def test_a_large_dictionary_of_other_values_still_encodes_generically() -> None:
+    mixed: dict[Any, Any] = {f"k{i}": b"v" for i in range(40)}
+    mixed["k7"] = 7  # one value is not bytes
+    mixed[b"raw"] = b"x"  # one key is not str
+    entries = sorted((encode(k), encode(v)) for k, v in mixed.items())
+    assert encode(mixed) == b"{" + b"".join(k + v for k, v in entries) + b"}"
+    surrogate = {f"k{i}": b"" for i in range(40)} | {"\ud800": b""}
+    with pytest.raises(SyrupEncodeError):
+        encode(surrogate)

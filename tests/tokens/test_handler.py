@@ -187,3 +187,16 @@ def test_constitution_can_reserve_pool_creation_to_governance() -> None:
     p = q.pool(led.kv, "voted")
     assert p is not None and p.creator == "a" and p.tx_id == "1.99"
     assert led.run("a", Mint("voted", "a", 5)).ok
+
+
+def test_a_history_row_decodes_to_its_own_seqno_even_when_bytes_repeat() -> None:
+    from charter.tokens.model import TransferKind, TransferRecord, transfer_key
+
+    # two identical transfers in one batch: same row bytes, different seqnos (keys)
+    a = TransferRecord(7, 1, TransferKind.TRANSFER, "p", "m", "m/u", 1, "", "", b"", "m", 5)
+    b = TransferRecord(8, 1, TransferKind.TRANSFER, "p", "m", "m/u", 1, "", "", b"", "m", 5)
+    raw = a.encode()
+    assert b.encode() == raw
+    assert TransferRecord.decode(transfer_key(7), raw) == a
+    assert TransferRecord.decode(transfer_key(8), raw) == b
+    assert TransferRecord.decode(transfer_key(9), bytes(bytearray(raw))).seqno == 9

@@ -16,7 +16,6 @@ one transaction orders both. The answer (or the refusal's problem) names the mes
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -381,8 +380,8 @@ def tokens_router(
         body: TransferBatchIn, wait: Annotated[Wait, Query(description=WAIT_DOC)] = "accepted"
     ) -> dict[str, Any]:
         ops = [transfer_op(t) for t in body.transfers]
-        work = [service.submit(Command(APP, op.encode()), wait=wait) for op in ops]
-        tickets = await bounded(asyncio.gather(*work), "the batch", request_timeout)
+        work = service.submit_many([Command(APP, op.encode()) for op in ops], wait=wait)
+        tickets = await bounded(work, "the batch", request_timeout)
         results = [ticket_doc(t) for t in tickets]
         done = sum(1 for t in tickets if t.status is not TxStatus.INVALID)
         return {"results": results, "accepted": done, "refused": len(tickets) - done}

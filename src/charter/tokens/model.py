@@ -91,6 +91,10 @@ class TransferKind(StrEnum):
     TRANSFER = "transfer"
 
 
+_KIND_SYMBOLS = {k: Symbol(k.value) for k in TransferKind}
+_KINDS = {sym: k for k, sym in _KIND_SYMBOLS.items()}
+
+
 # -- names ------------------------------------------------------------------------------
 
 
@@ -456,7 +460,7 @@ class TransferRecord:
     def encode(self) -> bytes:
         fields: list[object] = [
             self.view,
-            Symbol(self.kind.value),
+            _KIND_SYMBOLS[self.kind],
             self.pool,
             self.from_,
             self.to,
@@ -469,10 +473,15 @@ class TransferRecord:
         ]
         if self.batch_hash:  # rows without a message keep their eleven fields
             fields.append(self.batch_hash)
-        return encode(Record(L_TRANSFER_ROW, *fields))
+        data = encode(Record(L_TRANSFER_ROW, *fields))
+        _remember(data, self)
+        return data
 
     @classmethod
     def decode(cls, key: str, data: bytes) -> TransferRecord:
+        known = _recalled(data)
+        if known is not None and transfer_key(known.seqno) == key:
+            return known  # the row this process encoded (immutable, so shared)
         rec = decode(data)
         assert isinstance(rec, Record) and rec.label == L_TRANSFER_ROW
         assert len(rec.fields) in (11, 12)
@@ -488,7 +497,7 @@ class TransferRecord:
         return cls(
             int(key),
             view,
-            TransferKind(kind.name),
+            _KINDS.get(kind) or TransferKind(kind.name),
             pool,
             from_,
             to,
@@ -500,6 +509,25 @@ class TransferRecord:
             batch_seq,
             batch_hash,
         )
+
+
+_RECENT_ROWS_MAX = 8192
+_recent_rows: dict[bytes, TransferRecord] = {}
+_older_rows: dict[bytes, TransferRecord] = {}
+"""History rows this process encoded lately, by their bytes (two generations, so that
+forgetting is cheap): every node's handler writes a row that its event feed and explorer
+decode again moments later."""
+
+
+def _remember(data: bytes, rec: TransferRecord) -> None:
+    global _recent_rows, _older_rows
+    if len(_recent_rows) >= _RECENT_ROWS_MAX:
+        _older_rows, _recent_rows = _recent_rows, {}
+    _recent_rows[data] = rec
+
+
+def _recalled(data: bytes) -> TransferRecord | None:
+    return _recent_rows.get(data) or _older_rows.get(data)
 
 
 def encode_supply(minted: int, burned: int) -> bytes:

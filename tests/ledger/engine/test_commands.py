@@ -174,3 +174,23 @@ def sign_batch_put(key: Ed25519PrivateKey, seq: int) -> bytes:
     from charter.ledger.engine import sign_batch
 
     return sign_batch(key, "node-4", seq, [Transaction.of([Write("t", "b", b"2")])])
+
+
+def test_written_names_are_checked_even_after_a_table_was_seen_valid() -> None:
+    from charter.ledger.engine.commands import check_writes
+
+    ok = [Write("charter.counter.v", "n", b"1")]
+    assert check_writes("counter", ("charter.counter.",), ok) == ok
+    # the same table is outside another handler's prefixes
+    with pytest.raises(CommandRefused) as refused:
+        check_writes("other", ("other.",), ok)
+    assert refused.value.rule == "engine.tables"
+    # keys outside the ASCII shortcut still get the full name check
+    assert check_writes("counter", ("charter.counter.",), [Write("charter.counter.v", "é", b"")])
+    for bad in ("", "\ud800", "é" * 600):
+        with pytest.raises(TransactionError):
+            check_writes("counter", ("charter.counter.",), [Write("charter.counter.v", bad, b"")])
+    with pytest.raises(TransactionError):
+        check_writes(
+            "counter", ("charter.counter.",), [Write("charter.counter.v", "k" * 1025, b"")]
+        )

@@ -309,6 +309,20 @@ def test_snapshot_evidence_is_recorded_and_checked(net: Net, log: LogBuilder) ->
         engine.snapshot_evidence(data)  # the state has moved on since
 
 
+def test_snapshot_evidence_for_a_copy_of_the_snapshot_reads_it(net: Net, log: LogBuilder) -> None:
+    log.put("node-1", ("a", b"1"))
+    engine = log.engine
+    data = engine.snapshot()
+    copy = bytes(bytearray(data))  # equal bytes, not the object the engine remembers
+    assert copy is not data
+    first = engine.snapshot_evidence(copy)
+    assert engine.snapshot_evidence(engine.snapshot()) == first
+    remembered = engine.snapshot()
+    log.put("node-1", ("b", b"2"))
+    with pytest.raises(EngineOrderError):
+        engine.snapshot_evidence(remembered)  # the state has moved on since
+
+
 def test_signature_schedule_reports_when_the_leader_should_sign(net: Net, log: LogBuilder) -> None:
     engine = net.engine(signature_policy=SignaturePolicy(every_tx=3, every_ms=50))
     assert not engine.apply([log.put("node-1", ("a", b"1"))]).signature_due

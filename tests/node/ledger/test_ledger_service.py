@@ -147,6 +147,24 @@ async def test_writes_of_one_turn_travel_as_one_signed_batch() -> None:
         )
 
 
+async def test_submit_many_answers_in_order_from_one_batch() -> None:
+    async with LocalLedgerNetwork("memory", settings=SETTINGS) as net:
+        leader = await net.elect()
+        follower = net.service(next(n for n in net.ids if n != leader))
+        before = follower.batches_sent
+        txs = [Transaction.of([("t", f"many{i}", b"%d" % i)]) for i in range(30)]
+        async with asyncio.timeout(WAIT):
+            accepted = await follower.submit_many(txs[:20])
+            committed = await follower.submit_many(txs[20:], wait="committed")
+        assert follower.batches_sent == before + 2
+        seqnos = [parse_tx_id(t.tx_id)[1] for t in accepted + committed]  # type: ignore[index]
+        assert seqnos == sorted(seqnos) and len(set(seqnos)) == 30  # in the order given
+        assert all(t.status is TxStatus.COMMITTED for t in committed)
+        assert all(t.status in (TxStatus.PENDING, TxStatus.COMMITTED) for t in accepted)
+        await net.until(lambda: follower.engine.get("t", "many29") == b"29")
+        assert follower.engine.get("t", "many0") == b"0"
+
+
 async def test_a_batch_forged_in_another_members_name_is_invalid_everywhere() -> None:
     async with LocalLedgerNetwork("memory", settings=SETTINGS) as net:
         leader = await net.elect()

@@ -60,13 +60,11 @@ def _enc(v: Any, out: bytearray) -> None:
     elif t is Record:
         out += b"<"
         _enc(v.label, out)
-        for x in v.fields:
-            _enc(x, out)
+        _enc_items(v.fields, out)
         out += b">"
     elif t is list or t is tuple:
         out += b"["
-        for x in v:
-            _enc(x, out)
+        _enc_items(v, out)
         out += b"]"
     elif t is bytes:
         out += b"%d:" % len(v)
@@ -92,6 +90,23 @@ def _enc(v: Any, out: bytearray) -> None:
         _enc_subclass(v, out)
 
 
+def _enc_items(items: Any, out: bytearray) -> None:
+    """A container's items; the common scalars inline (a call per item costs more)."""
+    for x in items:
+        t = type(x)
+        if t is str:
+            raw = x.encode("utf-8")
+            out += b'%d"%s' % (len(raw), raw)
+        elif t is bytes:
+            out += b"%d:%s" % (len(x), x)
+        elif t is int and 0 <= x < 1024:
+            out += _SMALL_POS[x]
+        elif t is Symbol:
+            out += x._encoded
+        else:
+            _enc(x, out)
+
+
 def _standalone(v: Any) -> bytes:
     """The encoding of one dictionary key or set member, on its own."""
     t = type(v)
@@ -107,7 +122,28 @@ def _standalone(v: Any) -> bytes:
     return bytes(out)
 
 
+# Dictionaries at least this large are checked for the string-to-bytes fast path.
+_FAST_DICT_MIN = 16
+
+
+def _is_text_to_bytes(v: dict[Any, Any]) -> bool:
+    return all(type(k) is str for k in v) and all(type(x) is bytes for x in v.values())
+
+
 def _enc_dict(v: dict[Any, Any], out: bytearray) -> None:
+    if len(v) >= _FAST_DICT_MIN and _is_text_to_bytes(v):
+        # Tables of rows (the ledger's state): whole entries sort as their keys do,
+        # because an encoded key is never a prefix of another; str keys never collide.
+        parts: list[bytes] = []
+        add = parts.append
+        for k, x in v.items():
+            kb = k.encode("utf-8")
+            add(b'%d"%s%d:%s' % (len(kb), kb, len(x), x))
+        parts.sort()
+        out += b"{"
+        out += b"".join(parts)
+        out += b"}"
+        return
     entries = sorted([(_standalone(k), val) for k, val in v.items()], key=_FIRST)
     out += b"{"
     prev = None

@@ -147,23 +147,40 @@ class CommandHandler(Protocol):
         ...
 
 
+_CHECKED_TABLES: set[tuple[tuple[str, ...], str]] = set()
+"""(prefixes, table) pairs already found valid: a handler writes few distinct tables."""
+_CHECKED_TABLES_MAX = 4096
+
+
+def _check_table(app: str, prefixes: tuple[str, ...], table: str) -> None:
+    if (prefixes, table) in _CHECKED_TABLES:
+        return
+    if type(table) is not str:
+        raise CommandRefused("engine.tables", f"handler {app!r} wrote a non-string table name")
+    if not any(table.startswith(p) for p in prefixes):
+        raise CommandRefused("engine.tables", f"handler {app!r} may not write table {table[:64]!r}")
+    check_name(table, "table name", 128, reserved_ok=True)
+    if len(_CHECKED_TABLES) < _CHECKED_TABLES_MAX:
+        _CHECKED_TABLES.add((prefixes, table))
+
+
 def check_writes(app: str, prefixes: Sequence[str], writes: Sequence[Write]) -> list[Write]:
     """``writes`` sorted and unique, each in a table the handler declared."""
     out = sorted(writes)
+    declared = tuple(prefixes)
     previous: tuple[str, str] | None = None
     for w in out:
-        if not any(w.table.startswith(p) for p in prefixes):
-            raise CommandRefused(
-                "engine.tables", f"handler {app!r} may not write table {w.table[:64]!r}"
-            )
-        if w.value is not None and type(w.value) is not bytes:
+        table, key, value = w
+        _check_table(app, declared, table)
+        if value is not None and type(value) is not bytes:
             raise CommandRefused("engine.value", f"handler {app!r} wrote a non-bytes value")
-        here = (w.table, w.key)
+        here = (table, key)
         if previous == here:
             raise CommandRefused("engine.twice", f"handler {app!r} wrote {here!r} twice")
         previous = here
-        check_name(w.table, "table name", 128, reserved_ok=True)
-        check_name(w.key, "key", 1024, reserved_ok=True)
+        # an ASCII key of at most 1024 characters is a valid name of at most 1024 bytes
+        if type(key) is not str or not key or len(key) > 1024 or not key.isascii():
+            check_name(key, "key", 1024, reserved_ok=True)
     return out
 
 

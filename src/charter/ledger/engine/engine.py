@@ -172,6 +172,12 @@ class Engine:
         self._genesis_members = dict(node_members or {})
         self._genesis_trusted = trusted
         self._handlers = dict(handlers or {})
+        self._directory_writers = frozenset(
+            app
+            for app, h in self._handlers.items()
+            if any(NODES_TABLE.startswith(prefix) for prefix in h.tables)
+        )
+        """Apps whose handlers may write the node directory (only they can change it)."""
         self._signature_policy = signature_policy or SignaturePolicy()
         self._snapshot_policy = snapshot_policy or SnapshotPolicy()
         self._replay_window = replay_window
@@ -195,6 +201,7 @@ class Engine:
         self._signatures: list[SignedRoot] = []  # matched, ordered by tree size
         self._replays = _Replays(self._replay_window)
         self._halted = False
+        self._taken: tuple[bytes, int] | None = None  # the last snapshot and its tree size
         self.alarms = []
         self.schedule = SignatureSchedule(self._signature_policy, last_signed_seqno=tree.size - 1)
         self._sched_last = tree.size - 1
@@ -429,7 +436,7 @@ class Engine:
         tx = Transaction(tuple(writes))
         seqno = self._add_leaf(view, tx.write_set_digest(), cmd.claims_digest())
         self.kv.apply(seqno, tx.writes)
-        if any(w.table == NODES_TABLE for w in tx.writes):
+        if cmd.app in self._directory_writers and any(w.table == NODES_TABLE for w in tx.writes):
             self._reload_directory()
         result.applied.append(
             AppliedTx(
@@ -633,7 +640,7 @@ class Engine:
             raise EngineHaltedError("a halted engine's state is evidence, not a snapshot")
         views = [[s, v] for s, v in zip(self._view_starts, self._view_values, strict=True)]
         invalid = [[s, r] for s, r in sorted(self._invalid.items())]
-        return encode(
+        data = encode(
             Record(
                 SNAPSHOT_LABEL,
                 SNAPSHOT_VERSION,
@@ -647,11 +654,17 @@ class Engine:
                 self.kv.to_syrup(),
             )
         )
+        self._taken = (data, self.tree.size)
+        return data
 
     def snapshot_evidence(self, data: bytes) -> bytes:
         """The entry recording ``data`` (just taken by ``snapshot``) for the next signature."""
-        header = _decode_snapshot(data)
-        if header[1] != self.tree.size:
+        if self._taken is not None and self._taken[0] is data:
+            size = self._taken[1]  # our own: no need to decode megabytes for one integer
+        else:
+            size = _decode_snapshot(data)[1]
+        self._taken = None
+        if size != self.tree.size:
             raise EngineOrderError("the snapshot is not of the engine's current state")
         seqno = self.tree.size - 1
         evidence = SnapshotEvidence.for_snapshot(seqno, data, self.tree)
