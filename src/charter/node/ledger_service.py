@@ -23,8 +23,8 @@ A thin asyncio shell; every decision that can be pure lives in ``charter.ledger.
   logs the alarm with structured fields, counts it, and refuses writes (``LedgerHalted``).
 
 Batch sequence numbers start from the wall clock in microseconds, so they keep rising
-across restarts as the engine's replay check needs (a clock set back by more than the
-engine's replay window would make a restarted node's first batches Invalid).
+across restarts as the engine's replay check needs; its window is a minute of those microseconds (a clock set
+back by more than that would make a restarted node's first batches Invalid).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -31,6 +32,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.util import await_
 
 from charter.store.errors import StoreUnavailable
+from charter.store.sqlite_trips import OneTripConnection
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
@@ -154,6 +156,8 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(sync, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if type(dbapi_connection) is AsyncAdapt_aiosqlite_connection:
+            dbapi_connection.__class__ = OneTripConnection  # same layout, one-trip cursors
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")

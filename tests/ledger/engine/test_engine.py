@@ -460,3 +460,35 @@ def test_a_batch_given_up_on_can_be_unwatched(net: Net, log: LogBuilder) -> None
     done = waiters.feed(engine.apply([log.signature()]))
     assert [(s.tx_id, s.status) for s in done] == [("1.1", TxStatus.COMMITTED)]
     assert len(waiters) == 0
+
+
+def test_a_batch_overtaken_by_later_ones_within_a_minute_still_applies(net: Net) -> None:
+    # batch numbers are microseconds: a retry 0.5 s late is not a replay
+    engine = net.engine()
+    late, first = 1_700_000_000_000_000, 1_700_000_000_500_000
+    entries = [
+        Entry(1, 1, data=net.batch("node-1", first, [tx("b", b"1")])),
+        Entry(1, 2, data=net.batch("node-1", late, [tx("a", b"1")])),
+        Entry(1, 3, data=net.batch("node-1", late, [tx("a", b"2")])),  # the same number again
+        Entry(1, 4, data=net.batch("node-1", first - 61_000_000, [tx("c", b"1")])),
+    ]
+    result = engine.apply(entries)
+    assert [t.status for t in result.applied] == [
+        TxStatus.PENDING,
+        TxStatus.PENDING,
+        TxStatus.INVALID,
+        TxStatus.INVALID,
+    ]
+
+
+def test_replay_memory_stays_bounded(net: Net) -> None:
+    engine = net.engine(replay_window=10)
+    entries = [
+        Entry(1, i + 1, data=net.batch("node-1", 1000 + 100 * i, [tx("k", b"%d" % i)]))
+        for i in range(9000)
+    ]
+    for i in range(0, len(entries), 500):
+        engine.apply(entries[i : i + 500])
+    assert len(engine._replays.seen["node-1"][1]) < 9000
+    later = engine.apply([Entry(1, 9001, data=net.batch("node-1", 1000, [tx("z", b"1")]))])
+    assert later.applied[0].status is TxStatus.INVALID  # forgotten, but still refused

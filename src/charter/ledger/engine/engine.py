@@ -83,7 +83,11 @@ SNAPSHOTS_TABLE = "charter.snapshots"
 LATEST = "latest"
 SNAPSHOT_LABEL = Symbol("charter-engine-snapshot")
 SNAPSHOT_VERSION = 1
-DEFAULT_REPLAY_WINDOW = 4096
+DEFAULT_REPLAY_WINDOW = 60_000_000
+"""In batch numbers, which nodes take from their microsecond clocks: a minute. A batch
+that reaches the log this far behind a later one of its submitter is Invalid; retries
+after a leader change, with the forwarding timeouts, stay well within it."""
+_PRUNE_FROM = 4096
 _CE_CONTEXT = b"charter-ce"
 _U64 = struct.Struct(">Q")
 
@@ -100,11 +104,14 @@ def parse_tx_id(tx_id: str) -> tuple[int, int] | None:
 class _Replays:
     """Per submitter: the highest batch-seq seen and the ones seen within the window."""
 
-    __slots__ = ("seen", "window")
+    __slots__ = ("_prune_at", "seen", "window")
 
     def __init__(self, window: int) -> None:
         self.window = window
         self.seen: dict[str, tuple[int, set[int]]] = {}
+        self._prune_at: dict[str, int] = {}
+        """Set sizes at which to forget numbers below the window (amortized; what is
+        forgotten would be refused as expired anyway, so outcomes do not depend on it)."""
 
     def check_and_record(self, submitter: str, seq: int) -> str | None:
         high, seen = self.seen.get(submitter, (-1, set()))
@@ -113,8 +120,9 @@ class _Replays:
         seen.add(seq)
         if seq > high:
             high = seq
-            if len(seen) > 2 * self.window:
+            if len(seen) > self._prune_at.get(submitter, _PRUNE_FROM):
                 seen = {s for s in seen if s > high - self.window}
+                self._prune_at[submitter] = max(_PRUNE_FROM, 2 * len(seen))
         self.seen[submitter] = (high, seen)
         return None
 

@@ -1,0 +1,126 @@
+"""One trip to the SQLite connection's thread per statement.
+
+aiosqlite runs each connection's calls on a thread of its own, and SQLAlchemy's adapter
+makes a round trip to it to open a cursor, another to execute, another to fetch the
+rows and another to close the cursor. Each trip is two thread wake-ups; on a busy node
+(the event loop serving HTTP, two cores shared by several processes) a trip costs
+milliseconds of wall time, and a messaging round of a dozen statements spent most of
+its time in them. ``OneTripConnection`` executes a statement, fetches its rows and
+closes its cursor in a single call on the connection's thread. Results are fully
+buffered, as SQLAlchemy's adapter buffers them too (server-side cursors are unchanged).
+
+It relies on two internals of aiosqlite 0.22 that SQLAlchemy's own adapter also uses:
+the wrapped ``sqlite3.Connection`` (``_conn``) and the call queue (``_execute``).
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+)
+from sqlalchemy.util import await_
+
+__all__ = ["OneTripConnection", "OneTripCursor"]
+
+_Outcome = tuple[Any, int, int | None, list[Any] | None]
+
+
+def _run(conn: sqlite3.Connection, sql: str, params: Any, many: bool) -> _Outcome:
+    """On the connection's thread: execute, fetch everything, close."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        elif params is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, params)
+        description = cursor.description
+        rows = cursor.fetchall() if description else None
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A buffered cursor whose ``execute`` is one call on the connection's thread."""
+
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        # no trip here: the driver's cursor lives only inside ``_run``
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = {}  # type: ignore[assignment]
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _trip(self, sql: str, params: Any, many: bool) -> _Outcome:
+        async with self._adapt_connection._execute_mutex:
+            driver = self._connection
+            return await driver._execute(_run, driver._conn, sql, params, many)  # type: ignore[no-any-return]
+
+    def _take(self, outcome: _Outcome) -> None:
+        self._description, self._rowcount, self._lastrowid, rows = outcome
+        self._rows = collections.deque(rows) if rows else collections.deque()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            self._take(await_(self._trip(operation, parameters, False)))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        try:
+            self._take(await_(self._trip(operation, seq_of_parameters, True)))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _async_soft_close(self) -> None:
+        return  # nothing is open on the driver's side
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def nextset(self) -> None:
+        self._rows.clear()
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        return None
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's aiosqlite connection, with one-trip cursors."""
+
+    __slots__ = ()
+    _cursor_cls = OneTripCursor  # type: ignore[assignment]
