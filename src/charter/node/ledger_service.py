@@ -23,8 +23,9 @@ A thin asyncio shell; every decision that can be pure lives in ``charter.ledger.
   logs the alarm with structured fields, counts it, and refuses writes (``LedgerHalted``).
 
 Batch sequence numbers start from the wall clock in microseconds, so they keep rising
-across restarts as the engine's replay check needs; its window is a minute of those microseconds (a clock set
-back by more than that would make a restarted node's first batches Invalid).
+across restarts as the engine's replay check needs; its window is a minute of those
+microseconds (a clock set back by more than that would make a restarted node's first
+batches Invalid).
 """
 
 from __future__ import annotations
@@ -484,23 +485,8 @@ class LedgerService:
         """Submit one transaction or command; the module notes say what ``wait`` waits for."""
         if not isinstance(tx, (Transaction, Command)):
             tx = Transaction.of(tx)
-        p = self._enqueue(tx)
-        limit = self.settings.submit_timeout
-        try:
-            # _deliver gives up within the timeout; the margin covers applying here after
-            async with asyncio.timeout(limit * 2):
-                tx_id = await p.accepted
-        except TimeoutError:
-            raise NotAvailable(f"the batch was not applied here within {2 * limit:g} s") from None
-        if wait == "accepted":
-            p.final.cancel()
-            return SubmitTicket(tx_id, self.engine.status(tx_id), self.engine.invalid_reason(tx_id))
-        try:
-            async with asyncio.timeout(limit):
-                return await p.final
-        except TimeoutError:
-            self._finals.pop(tx_id, None)
-            raise NotAvailable(f"{tx_id} was not signed within {limit:g} s") from None
+        (ticket,) = await self.submit_many([tx], wait=wait)
+        return ticket
 
     async def submit_many(
         self, txs: Sequence[Transaction | Command], *, wait: Wait = "accepted"
@@ -525,9 +511,8 @@ class LedgerService:
         except TimeoutError:
             for tx_id in tx_ids:
                 self._finals.pop(tx_id, None)
-            raise NotAvailable(
-                f"{len(tx_ids)} transactions were not signed within {limit:g} s"
-            ) from None
+            what = tx_ids[0] if len(tx_ids) == 1 else f"{len(tx_ids)} transactions"
+            raise NotAvailable(f"{what} was not signed within {limit:g} s") from None
 
     def _enqueue(self, tx: Transaction | Command) -> _Pending:
         """Queue ``tx`` for this turn's batch; await the returned futures."""

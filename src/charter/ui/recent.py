@@ -100,9 +100,9 @@ class LedgerRecorder:
                     lean = Command(tx.command.app, b"", tx.command.client_ref)
                     txs.append(RecordedTx(now, replace(tx, command=lean, writes=()), None, size))
                     continue
-                if tx.writes and tx.command.app != TOKENS_APP:
-                    # a governance command writes its whole request again; a token
-                    # operation's few short rows cost less kept than copied away
+                if sum(len(w.value or b"") for w in tx.writes) > MAX_KEPT_BODY:
+                    # a governance command writes its whole request again: not kept
+                    # twice (short rows cost less kept than copied away)
                     tx = replace(tx, writes=())
             txs.append(RecordedTx(now, tx, signed))
 

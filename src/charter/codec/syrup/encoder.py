@@ -60,11 +60,13 @@ def _enc(v: Any, out: bytearray) -> None:
     elif t is Record:
         out += b"<"
         _enc(v.label, out)
-        _enc_items(v.fields, out)
+        for x in v.fields:
+            _enc(x, out)
         out += b">"
     elif t is list or t is tuple:
         out += b"["
-        _enc_items(v, out)
+        for x in v:
+            _enc(x, out)
         out += b"]"
     elif t is bytes:
         out += b"%d:" % len(v)
@@ -88,23 +90,6 @@ def _enc(v: Any, out: bytearray) -> None:
         out += raw
     else:
         _enc_subclass(v, out)
-
-
-def _enc_items(items: Any, out: bytearray) -> None:
-    """A container's items; the common scalars inline (a call per item costs more)."""
-    for x in items:
-        t = type(x)
-        if t is str:
-            raw = x.encode("utf-8")
-            out += b'%d"%s' % (len(raw), raw)
-        elif t is bytes:
-            out += b"%d:%s" % (len(x), x)
-        elif t is int and 0 <= x < 1024:
-            out += _SMALL_POS[x]
-        elif t is Symbol:
-            out += x._encoded
-        else:
-            _enc(x, out)
 
 
 def _standalone(v: Any) -> bytes:
