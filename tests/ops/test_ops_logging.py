@@ -189,3 +189,59 @@ async def test_uvicorn_serving_the_app_logs_json() -> None:
     requests = [(r["method"], r["status"]) for r in records if r["event"] == "api.request"]
     assert requests == [("PUT", 200), ("GET", 404)]
     assert all(r["client"] == "127.0.0.1" for r in records if r["event"] == "api.request")
+
+
+def _lines(buf: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buf.getvalue().splitlines()]
+
+
+FIELDS = {"method": "GET", "path": "/x", "status": 200, "duration_ms": 1.5, "client": None}
+
+
+def test_log_event_writes_the_line_logging_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    from charter.ops import log_event
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # pytest's capture handlers
+    buf = io.StringIO()
+    configure_logging(stream=buf, node="n1")
+    lg = logging.getLogger("charter.test.access")
+    lg.info("%s", "GET /x 200", extra={"event": "api.request", **FIELDS})
+
+    def no_record(*args: object, **kwargs: object) -> logging.LogRecord:
+        raise AssertionError("the direct path builds no LogRecord")
+
+    monkeypatch.setattr(lg, "makeRecord", no_record)
+    log_event(lg, logging.INFO, "api.request", "GET /x 200", dict(FIELDS))
+    log_event(lg, logging.DEBUG, "api.request", "GET /x 200", dict(FIELDS))  # below the level
+    slow, fast = _lines(buf)
+    assert list(slow) == list(fast)  # the same fields in the same order
+    assert slow.pop("timestamp") <= fast.pop("timestamp")
+    assert slow == fast
+    assert fast["node"] == "n1" and fast["logger"] == "charter.test.access"
+
+
+def test_log_event_logs_normally_when_another_handler_listens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from charter.ops import log_event
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    buf = io.StringIO()
+    configure_logging(stream=buf)
+    lg = logging.getLogger("charter.test.watched")
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    lg.addHandler(Keep())
+    try:
+        log_event(lg, logging.WARNING, "api.request", "GET /x 200", dict(FIELDS))
+    finally:
+        lg.handlers.clear()
+    assert [
+        (r.getMessage(), getattr(r, "event", None), getattr(r, "status", None)) for r in seen
+    ] == [("GET /x 200", "api.request", 200)]
+    (line,) = _lines(buf)
+    assert (line["event"], line["level"], line["status"]) == ("api.request", "warning", 200)

@@ -30,6 +30,7 @@ from charter.ledger.engine import TxStatus
 from charter.ledger.engine.engine import parse_tx_id
 from charter.ledger.engine.errors import ReceiptUnavailableError
 from charter.node.ledger_service import LedgerService
+from charter.ops.logging import log_event
 from charter.ops.metrics import CONTENT_TYPE, NodeMetrics
 from charter.ops.probe import peer_ids
 
@@ -288,14 +289,12 @@ class _AccessLog:
         level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
         if access_log.isEnabledFor(level):
             client = scope.get("client")
-            access_log.log(
+            log_event(
+                access_log,
                 level,
-                "%s %s %d",
-                method,
-                path,
-                status,
-                extra={
-                    "event": "api.request",
+                "api.request",
+                f"{method} {path} {status}",
+                {
                     "method": method,
                     "path": path,
                     "status": status,

@@ -24,7 +24,7 @@ from cryptography import x509
 
 from charter.codec.syrup import Record, Symbol, SyrupDecodeError, decode, encode
 from charter.crypto.certs import Certificate
-from charter.crypto.keys import P256PrivateKey
+from charter.crypto.keys import P256PrivateKey, PublicKey
 from charter.ledger.cose_receipts import (
     CCF_HEADERS,
     CCF_TXID,
@@ -202,9 +202,7 @@ def sign_signed_root(
     iat: int,
 ) -> SignedRoot:
     """Sign ``root`` both ways; ``iat`` is the wall-clock second the caller passes in."""
-    node = _node_cert_of(cert.to_der())
-    if cert.public_key != key.public_key:
-        raise SignedRootError("the certificate does not carry the signing key")
+    node = _signer_cert(cert, key.public_key)
     return SignedRoot(
         view=view,
         seqno=seqno,
@@ -216,13 +214,28 @@ def sign_signed_root(
     )
 
 
-def verify_signed_root(signed: SignedRoot, trusted: TrustedNodes | None = None) -> NodeCert:
-    """Check both signatures over the root, the signer's id and (if given) trust."""
+@functools.lru_cache(maxsize=16)
+def _signer_cert(cert: Certificate, key: PublicKey) -> NodeCert:
+    """A leader signs with one certificate and key: check and parse them once."""
+    if cert.public_key != key:
+        raise SignedRootError("the certificate does not carry the signing key")
+    return _node_cert_of(cert.to_der())
+
+
+def check_signer(signed: SignedRoot, trusted: TrustedNodes | None = None) -> NodeCert:
+    """The signer's id and (if given) trust, without the signatures: enough for a
+    signed root this node made itself (``verify_signed_root`` checks everything)."""
     node = signed.node_cert()
     if node.node_id != signed.node_id:
         raise SignedRootError("node id is not the digest of the certificate's key")
     if trusted is not None:
         node = trusted.require(node)
+    return node
+
+
+def verify_signed_root(signed: SignedRoot, trusted: TrustedNodes | None = None) -> NodeCert:
+    """Check both signatures over the root, the signer's id and (if given) trust."""
+    node = check_signer(signed, trusted)
     try:
         verify_root_signature(node.key, signed.root, signed.signature)
         verify_cose_root_signature(signed.cose_signature, signed.root, node.key)

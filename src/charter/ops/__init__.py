@@ -2,7 +2,7 @@
 
 from charter.ops.events import StateEvents, watch_ledger
 from charter.ops.health import STALL_REASONS, Health, HealthPolicy, Probe, Readiness
-from charter.ops.logging import configure_logging
+from charter.ops.logging import configure_logging, log_event
 from charter.ops.metrics import NodeMetrics
 from charter.ops.probe import probe_service
 from charter.ops.storage import TimedRaftStorage
@@ -17,6 +17,7 @@ __all__ = [
     "StateEvents",
     "TimedRaftStorage",
     "configure_logging",
+    "log_event",
     "probe_service",
     "watch_ledger",
 ]

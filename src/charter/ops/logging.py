@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["LOG_LEVELS", "configure_logging"]
+__all__ = ["LOG_LEVELS", "configure_logging", "log_event"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -24,6 +24,36 @@ _RECORD_FIELDS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
 _HANDLER_NAME = "charter.ops"
+
+
+class _Direct:
+    """What ``log_event`` needs to write a line the way the handler would."""
+
+    __slots__ = ("chain", "handler")
+
+    def __init__(self, handler: logging.StreamHandler[TextIO], chain: list[Processor]) -> None:
+        self.handler = handler
+        self.chain = chain
+
+    def sole(self, logger: logging.Logger, level: int) -> bool:
+        """True when this handler alone would see ``logger``'s record at ``level``, with
+        no filter anywhere on the way."""
+        handler = self.handler
+        if handler.filters or level < handler.level:
+            return False
+        lg: logging.Logger | None = logger
+        while lg is not None:
+            if lg.filters or lg.disabled:
+                return False
+            if lg.parent is None:  # the root logger
+                return len(lg.handlers) == 1 and lg.handlers[0] is handler
+            if lg.handlers or not lg.propagate:
+                return False
+            lg = lg.parent
+        return False
+
+
+_direct: _Direct | None = None
 
 
 def _stdlib_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -92,6 +122,9 @@ def configure_logging(
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
+    global _direct
+    # the formatter's chain for a foreign record, less what only such a record needs
+    _direct = _Direct(handler, [*shared, structlog.processors.format_exc_info, renderer])
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
@@ -113,6 +146,38 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+def log_event(
+    logger: logging.Logger, level: int, event: str, message: str, fields: dict[str, Any]
+) -> None:
+    """Log what ``logger.log(level, message, extra={"event": event, **fields})`` logs.
+
+    When Charter's handler is the only one the record would reach, the line is rendered
+    by the same processors without a ``LogRecord`` and the handler's formatting (which
+    cost about a tenth of a busy node's event loop when the API logs every request);
+    otherwise it is logged the ordinary way.
+    """
+    if not logger.isEnabledFor(level):
+        return
+    direct = _direct
+    if direct is None or not direct.sole(logger, level):
+        logger.log(level, "%s", message, extra={"event": event, **fields})
+        return
+    method = logging.getLevelName(level).lower()
+    event_dict: Any = {"event": event, "message": message, **fields}
+    for processor in direct.chain:
+        event_dict = processor(logger, method, event_dict)
+    handler = direct.handler
+    handler.acquire()
+    try:
+        handler.stream.write(f"{event_dict}{handler.terminator}")
+        handler.flush()
+    except Exception:
+        handler.release()
+        logger.log(level, "%s", message, extra={"event": event, **fields})
+        return
+    handler.release()
 
 
 def _jsonable(value: Any) -> Any:

@@ -492,3 +492,61 @@ def test_replay_memory_stays_bounded(net: Net) -> None:
     assert len(engine._replays.seen["node-1"][1]) < 9000
     later = engine.apply([Entry(1, 9001, data=net.batch("node-1", 1000, [tx("z", b"1")]))])
     assert later.applied[0].status is TxStatus.INVALID  # forgotten, but still refused
+
+
+def test_own_signatures_apply_without_reverifying_but_others_are_verified(
+    net: Net, log: LogBuilder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import charter.ledger.engine.engine as engine_module
+
+    log.put("node-1", ("a", b"1"))
+    own = log.signature()  # made by the log's engine, so applied there as its own
+    assert log.engine.status("1.1") is TxStatus.COMMITTED
+    follower = net.engine()
+    calls: list[int] = []
+    real = engine_module.verify_signed_root
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_module, "verify_signed_root", counting)
+    follower.apply(log.entries)
+    assert calls == [1]  # a follower checks the leader's signatures in full
+    assert follower.status("1.1") is TxStatus.COMMITTED
+    assert follower.root() == log.engine.root()
+    log.put("node-1", ("b", b"2"))
+    log.signature()
+    assert calls == [1]  # the leader's own signature: its signer only
+    assert log.engine.status("1.3") is TxStatus.COMMITTED
+    assert own.data != log.entries[-1].data
+
+
+def test_own_signature_still_needs_a_trusted_signer(
+    net: Net, log: LogBuilder, rogue: Signer
+) -> None:
+    log.put("node-1", ("a", b"1"))
+    data = log.engine.make_signature(1, rogue.key, rogue.cert, NOW_MS)
+    log.add(data)
+    assert log.engine.status("1.2") is TxStatus.INVALID
+    assert log.engine.status("1.1") is TxStatus.PENDING
+
+
+def test_a_tampered_copy_of_an_own_signature_is_verified_in_full(net: Net, log: LogBuilder) -> None:
+    log.put("node-1", ("a", b"1"))
+    data = log.signature_data()
+    signed = parse_entry(data)
+    assert not isinstance(signed, BatchEntry)
+    root = signed.signed  # type: ignore[union-attr]
+    forged = SignedRoot(
+        root.view,
+        root.seqno,
+        root.root,
+        root.node_id,
+        bytes(root.signature[:-1]) + bytes([root.signature[-1] ^ 1]),
+        root.cose_signature,
+        root.cert,
+    )
+    log.add(signature_entry(forged))
+    assert log.engine.status("1.2") is TxStatus.INVALID
+    assert log.engine.status("1.1") is TxStatus.PENDING

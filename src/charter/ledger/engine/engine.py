@@ -72,6 +72,7 @@ from charter.ledger.signatures import (
     SignaturePolicy,
     SignatureSchedule,
     SignedRoot,
+    check_signer,
     sign_signed_root,
     verify_signed_root,
 )
@@ -88,6 +89,7 @@ DEFAULT_REPLAY_WINDOW = 60_000_000
 that reaches the log this far behind a later one of its submitter is Invalid; retries
 after a leader change, with the forwarding timeouts, stay well within it."""
 _PRUNE_FROM = 4096
+_MADE_KEPT = 64
 _CE_CONTEXT = b"charter-ce"
 _U64 = struct.Struct(">Q")
 
@@ -210,6 +212,9 @@ class Engine:
         self._replays = _Replays(self._replay_window)
         self._halted = False
         self._taken: tuple[bytes, int] | None = None  # the last snapshot and its tree size
+        self._made: dict[bytes, None] = {}
+        """Signature entries this engine made (oldest first, bounded): applying one checks
+        its signer but not its two signatures, which this node computed itself."""
         self.alarms = []
         self.schedule = SignatureSchedule(self._signature_policy, last_signed_seqno=tree.size - 1)
         self._sched_last = tree.size - 1
@@ -359,7 +364,10 @@ class Engine:
         if isinstance(parsed, BatchEntry):
             self._apply_batch(view, parsed, result)
         elif isinstance(parsed, SignatureEntry):
-            self._apply_signature(view, parsed.signed, result)
+            own = data in self._made
+            if own:
+                del self._made[data]
+            self._apply_signature(view, parsed.signed, result, own=own)
         elif isinstance(parsed, EvidenceEntry):
             self._apply_evidence(view, parsed, result)
         else:
@@ -461,11 +469,16 @@ class Engine:
             )
         )
 
-    def _apply_signature(self, view: int, signed: SignedRoot, result: ApplyResult) -> None:
+    def _apply_signature(
+        self, view: int, signed: SignedRoot, result: ApplyResult, *, own: bool = False
+    ) -> None:
         kind = LeafKind.SIGNATURE
         seqno = self.tree.size
         try:
-            verify_signed_root(signed, self._trusted)
+            if own:
+                check_signer(signed, self._trusted)
+            else:
+                verify_signed_root(signed, self._trusted)
         except LedgerError as exc:
             self._invalid_leaf(view, kind, f"signature: {exc.message}", result)
             return
@@ -583,7 +596,12 @@ class Engine:
             self.schedule.signed(seqno)
             self._sched_signed = seqno
             self._sched_last = max(self._sched_last, seqno)
-        return signature_entry(signed)
+        entry = signature_entry(signed)
+        made = self._made
+        made[entry] = None
+        if len(made) > _MADE_KEPT:
+            del made[next(iter(made))]
+        return entry
 
     def signature_due(self, elapsed_ms: int = 0) -> bool:
         """Feed elapsed time to the leader's signature schedule; True when one is due."""
