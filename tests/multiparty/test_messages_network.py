@@ -315,3 +315,33 @@ async def test_postgresql_members(tmp_path: Path, request: pytest.FixtureRequest
         got = await _final(net, 3, r.json()["id"])
         assert got["data"][0]["value"] == 7
         assert (await net.clients[2].get(f"{API}/messages/{r.json()['id']}")).status_code == 404
+
+
+async def test_a_submit_answers_the_message_as_stored(mp: MpNet) -> None:
+    """The answer is built from the rows the round wrote (read back only when the message
+    took up stored data): it must equal what a later read of the message gives."""
+    c1 = mp.clients[1]
+    up = await c1.post(f"{API}/data", json={"value": {"kept": True}})
+    assert up.status_code == 201, up.text
+    moving = ("state", "pin", "confirmed_us")
+    bodies = [
+        {"data": [{"value": None}, {"value": [1, "two"]}, {"value": {"a": 1.5}}]},
+        {"data": [{"value": "first"}, {"id": up.json()["id"]}]},
+    ]
+    for body in bodies:
+        body = {
+            "header": {"topic": "as-stored", "tag": "t"},
+            "group": {"members": ["member-2"]},
+            **body,
+        }
+        r = await c1.post(f"{API}/messages/private", json=body)
+        assert r.status_code == 202, r.text
+        sent = r.json()
+        assert sent["state"] == "sent" and sent["batch"] and sent["hash"]
+        got = await c1.get(f"{API}/messages/{sent['id']}", params={"with_data": "true"})
+        assert got.status_code == 200, got.text
+        stored = got.json()
+        assert {k: v for k, v in sent.items() if k not in moving} == {
+            k: v for k, v in stored.items() if k not in moving
+        }
+        assert [d.get("value") for d in sent["data"]] == [d.get("value") for d in stored["data"]]

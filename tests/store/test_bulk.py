@@ -150,3 +150,42 @@ async def test_updates_match_executemany_and_the_last_values_of_a_key_win(
     assert got == {f"m{i}": ("pending" if i % 2 else "confirmed") for i in range(10)} | {
         "m4": "failed"
     }
+
+
+async def test_inserts_answer_the_returning_columns_of_every_row(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "_MAX_ROWS", 4)  # the rows of every chunk are answered
+    messages = _columns(MESSAGES, [_message(i) for i in range(10)])
+    async with store.transaction() as s:
+        got = await insert_many(s, MESSAGES, messages, returning=("id", "seq"))
+        assert await insert_many(s, MESSAGES, [], returning=("id",)) == []
+    async with store.read() as s:
+        stored = [tuple(r) for r in await s.execute(select(MessageRow.id, MessageRow.seq))]
+    assert sorted(got) == sorted(stored) and len(got) == 10
+
+
+async def test_several_named_states_are_saved_in_one_statement_once_they_exist(
+    store: Store,
+) -> None:
+    from sqlalchemy import event
+
+    from charter.multiparty.state import load_state, save_states
+
+    statements: list[str] = []
+
+    def note(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        statements.append(statement.split()[0])
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", note)
+    async with store.transaction() as s:
+        await save_states(s, {"a": b"1", "b": b"2"}, set())  # new: updated, then inserted
+    first = len(statements)
+    async with store.transaction() as s:
+        await save_states(s, {"a": b"3", "b": b"4"}, {"a", "b"})
+    assert statements[first:].count("UPDATE") == 1 and "INSERT" not in statements[first:]
+    async with store.transaction() as s:
+        await save_states(s, {"a": b"5", "c": b"6"}, {"a", "b"})  # c is new
+    async with store.read() as s:
+        values = [await load_state(s, n) for n in ("a", "b", "c")]
+    assert values == [b"5", b"4", b"6"]

@@ -260,7 +260,9 @@ def messages_router(get: Callable[[], MessagingService]) -> APIRouter:
             s, kind, body.header, body.group, body.data, body.idempotency_key
         )
         try:
-            mid, created, stored = await s.send_view(req, items)
+            # items given by value got fresh ids from prepare_message: nothing to look up
+            minted = frozenset(i.id for i, d in zip(items, body.data, strict=True) if d.id is None)
+            mid, created, stored = await s.send_view(req, items, minted)
         except InvalidMessage as exc:
             raise Problem(400, exc.code, exc.message) from None
         except IntegrityError:

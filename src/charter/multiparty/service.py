@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,7 +48,13 @@ from charter.multiparty.model import (
     context_of,
 )
 from charter.multiparty.pins import APP, Clock, PinCommand, parse_body
-from charter.multiparty.state import delete_states_before, load_state, load_states, save_state
+from charter.multiparty.state import (
+    delete_states_before,
+    load_state,
+    load_states,
+    save_state,
+    save_states,
+)
 from charter.store import Store
 from charter.store.bulk import insert_many, update_many
 from charter.store.events import NewEvent, append_events
@@ -72,6 +79,7 @@ UNKNOWN_STATE = "mp.unknown."
 """Prefix of the rows that keep unattributed pins: one row per round, named by its last
 seqno, deleted once every pin in it is older than the oldest pin still kept."""
 SENDER_STATE = "mp.sender"
+_ABOUT_KEPT = 100_000
 
 
 def now_us() -> int:
@@ -152,8 +160,32 @@ class _Submit:
     """Another app's transaction pins it: sealed alone, at once (``send_bound``)."""
     signed: SignedBatch | None = None
     view: bool = False
-    """Read the stored message and its data back at the end of the round (``send_view``)."""
+    """Answer the stored message and its data as the round stores them (``send_view``)."""
     stored: tuple[MessageRow, list[DataRow]] | None = None
+    minted: frozenset[str] = frozenset()
+    """Ids of data items the caller made up just now: no stored row can have them."""
+
+
+@dataclass(frozen=True, slots=True)
+class _About:
+    """The columns of a message that releasing it reads."""
+
+    id: str
+    topic: str
+    member: str
+    group_hash: str | None
+
+
+@dataclass
+class _NewRows:
+    """A round's new message and data rows, inserted once its batches are sealed: a
+    message sealed in the round it arrives in is stored sealed, with no update after."""
+
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data: list[dict[str, Any]] = field(default_factory=list)
+    attach: list[dict[str, Any]] = field(default_factory=list)
+    about: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    """What releasing the round's stored messages will need (``MessagingService._about``)."""
 
 
 @dataclass
@@ -220,6 +252,11 @@ class MessagingService:
         self._groups: set[str] = set()
         """Group hashes known to be in the database (added after their round commits)."""
         self._new_groups: set[str] = set()
+        self._saved_states: set[str] = set()
+        """Named states a committed round wrote (they are never deleted)."""
+        self._about: dict[str, tuple[str, str, str | None]] = {}
+        """Topic, author member and group of stored messages not yet released here
+        (learnt after their round commits, bounded): releasing needs no read for them."""
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._unpinned: dict[bytes, SignedBatch] = {}
         """Own sealed batches whose pin this node has not yet seen applied."""
@@ -310,20 +347,27 @@ class MessagingService:
         return mid, created
 
     async def send_view(
-        self, req: SendRequest, items: Sequence[DataItem]
+        self, req: SendRequest, items: Sequence[DataItem], minted: frozenset[str] = frozenset()
     ) -> tuple[str, bool, tuple[MessageRow, list[DataRow]] | None]:
         """``send``, and the message and data rows as its round stored them (None for an
-        idempotent repeat): a REST answer needs no read of its own."""
-        return await self._submit(req, items, view=True)
+        idempotent repeat): a REST answer needs no read of its own. ``minted``: ids of
+        items the caller has just made up (``new_id``), which the round need not look for.
+        """
+        return await self._submit(req, items, view=True, minted=minted)
 
     async def _submit(
-        self, req: SendRequest, items: Sequence[DataItem], *, view: bool
+        self,
+        req: SendRequest,
+        items: Sequence[DataItem],
+        *,
+        view: bool,
+        minted: frozenset[str] = frozenset(),
     ) -> tuple[str, bool, tuple[MessageRow, list[DataRow]] | None]:
         group = self.group_for(req)
         mid = new_id()
         out = Outgoing(mid, req.type, req.topic, req.tag, req.cid, group, now_us(), tuple(items))
         done: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
-        sub = _Submit(out, req.idempotency_key, done, view=view)
+        sub = _Submit(out, req.idempotency_key, done, view=view, minted=minted)
         self._queue.put_nowait(sub)
         got, created = await done
         return got, created, sub.stored if created else None
@@ -357,11 +401,14 @@ class MessagingService:
             ).scalar_one_or_none()
         return state
 
-    async def _record_submits(self, s: Any, submits: list[_Submit]) -> list[Outgoing]:
-        """Insert the round's new messages; answer idempotent repeats and refusals."""
+    async def _record_submits(
+        self, s: Any, submits: list[_Submit], new: _NewRows
+    ) -> list[Outgoing]:
+        """The round's new messages (their rows into ``new``); answer idempotent repeats
+        and refusals."""
         accepted: list[Outgoing] = []
         keys: dict[str, str] = {}
-        ids = [d.id for sub in submits for d in sub.message.data]
+        ids = [d.id for sub in submits for d in sub.message.data if d.id not in sub.minted]
         known: dict[str, DataRow] = {}
         for i in range(0, len(ids), 500):
             rows = (
@@ -369,9 +416,9 @@ class MessagingService:
             ).scalars()
             known.update({r.id: r for r in rows})
         used: set[str] = set()
-        new_messages: list[dict[str, Any]] = []
-        new_data: list[dict[str, Any]] = []
-        attach: list[dict[str, Any]] = []
+        new_messages = new.messages
+        new_data = new.data
+        attach = new.attach
         for sub in submits:
             o = sub.message
             key = sub.idempotency_key
@@ -392,23 +439,21 @@ class MessagingService:
             if gh not in self._groups and gh not in self._new_groups:
                 await ensure_group(s, gh, list(o.group.members))
                 self._new_groups.add(gh)
-            new_messages.append(
-                _message_values(
-                    id=o.id,
-                    member=self.member,
-                    node=self.node,
-                    idempotency_key=key,
-                    type=o.type,
-                    topic=o.topic,
-                    group_hash=gh,
-                    context=context_of(o.topic, o.group.hash).hex(),
-                    state="pending",
-                    hash=None,
-                    batch_id=None,
-                    cid=o.cid or None,
-                    created_us=o.created_us,
-                    tag=o.tag,
-                )
+            new_messages[o.id] = _message_values(
+                id=o.id,
+                member=self.member,
+                node=self.node,
+                idempotency_key=key,
+                type=o.type,
+                topic=o.topic,
+                group_hash=gh,
+                context=context_of(o.topic, o.group.hash).hex(),
+                state="pending",
+                hash=None,
+                batch_id=None,
+                cid=o.cid or None,
+                created_us=o.created_us,
+                tag=o.tag,
             )
             for pos, d in enumerate(o.data):
                 existing_data = taken.get(d.id)
@@ -422,10 +467,36 @@ class MessagingService:
                 keys[key] = o.id
             sub.result = (o.id, True)
             accepted.append(o)
-        await insert_rows(s, MESSAGES, new_messages)  # messages first: data refer to them
-        await insert_rows(s, DATA, new_data)
-        await update_rows(s, DATA, "id", attach)
         return accepted
+
+    async def _insert_new(self, s: Any, new: _NewRows, submits: list[_Submit]) -> None:
+        """Store the round's new rows; the submits that asked for a view get their rows
+        as stored (read back only for a message that took up stored data)."""
+        views = {
+            sub.message.id: sub
+            for sub in submits
+            if sub.view and sub.result is not None and sub.result[1]
+        }
+        rows = list(new.messages.values())
+        for r in rows:
+            new.about[r["id"]] = (r["topic"], r["member"], r["group_hash"])
+        returned = await insert_rows(s, MESSAGES, rows, ("id", "seq") if views else ())
+        await insert_rows(s, DATA, new.data)  # after the messages: data refer to them
+        await update_rows(s, DATA, "id", new.attach)
+        if not views:
+            return
+        seqs = dict(returned)
+        attached = {a["message_id"] for a in new.attach}
+        data: dict[str, list[DataRow]] = {}
+        for d in new.data:
+            if d["message_id"] in views:
+                value = None if d["value"] is JSON.NULL else d["value"]
+                data.setdefault(d["message_id"], []).append(DataRow(**{**d, "value": value}))
+        for mid, sub in views.items():
+            if mid not in attached:
+                row = MessageRow(seq=seqs[mid], **new.messages[mid])
+                sub.stored = (row, sorted(data.get(mid, []), key=lambda r: r.position))
+        await self._store_views(s, [sub for mid, sub in views.items() if mid in attached])
 
     async def wait_final(self, message_id: str, within: float) -> str | None:
         """The message's final state (confirmed/failed), or None if ``within`` passed."""
@@ -563,8 +634,9 @@ class MessagingService:
         try:
             async with self.store.transaction() as s:
                 fresh = [i for i in inputs if isinstance(i, Outgoing)]
+                new = _NewRows()
                 if submits:
-                    fresh += await self._record_submits(s, submits)
+                    fresh += await self._record_submits(s, submits, new)
                 bound = {sub.message.id: sub for sub in submits if sub.pinned_by != APP}
                 if bound:
                     fresh = [o for o in fresh if o.id not in bound]
@@ -575,7 +647,7 @@ class MessagingService:
                         alone = Sealed((o.kind, o.group.hash), (o,), o.size())
                         signed = sub.signed = self._seal(alone, sub.pinned_by)
                         sealed.append(signed)
-                        await self._record_sealed(s, signed)
+                        await self._record_sealed(s, signed, new)
                         held = [self._held(m, signed) for m in signed.batch.messages]
                         released += agg.batch_arrived(
                             signed.hash, self.node, self._candidates(signed.batch.group), held
@@ -588,15 +660,16 @@ class MessagingService:
                 for group in seal_due:
                     signed = self._seal(group)
                     sealed.append(signed)
-                    await self._record_sealed(s, signed)
+                    await self._record_sealed(s, signed, new)
                     held = [self._held(m, signed) for m in signed.batch.messages]
                     released += agg.batch_arrived(
                         signed.hash, self.node, self._candidates(signed.batch.group), held
                     )
+                await self._insert_new(s, new, submits)
                 for item in inputs:
                     if isinstance(item, _Inbound):
                         acks.append(item.done)
-                        got = await self._record_inbound(s, item.signed)
+                        got = await self._record_inbound(s, item.signed, new)
                         if got is not None:
                             released += agg.batch_arrived(
                                 item.signed.hash,
@@ -620,8 +693,8 @@ class MessagingService:
                         .where(PinRow.pin == pin.hex(), PinRow.context.is_(None))
                         .values(context=c.hex())
                     )
-                finals = await self._record_released(s, released)
-                await save_state(s, AGGREGATOR_STATE, agg.snapshot(with_unknown=False))
+                finals = await self._record_released(s, released, new)
+                states = {AGGREGATOR_STATE: agg.snapshot(with_unknown=False)}
                 new_unknown = agg.take_new_unknown()
                 if new_unknown:  # append-only rows, so a round's cost does not grow with them
                     last = max(r.seqno for r in new_unknown)
@@ -636,8 +709,8 @@ class MessagingService:
                         if oldest is not None:
                             await delete_states_before(s, UNKNOWN_STATE, f"{oldest:020d}")
                 if sealed:
-                    await save_state(s, SENDER_STATE, _encode_nonces(self._nonces))
-                await self._store_views(s, submits)
+                    states[SENDER_STATE] = _encode_nonces(self._nonces)
+                await save_states(s, states, self._saved_states)
         except BaseException as exc:
             self._new_groups.clear()
             err = exc if isinstance(exc, Exception) else MultipartyError("stopped")
@@ -651,6 +724,12 @@ class MessagingService:
         self.rounds += 1
         self._groups |= self._new_groups
         self._new_groups.clear()
+        self._saved_states |= states.keys()
+        about = self._about
+        about.update(new.about)
+        if len(about) > _ABOUT_KEPT:  # messages never released here: forget the oldest
+            for mid in list(itertools.islice(about, len(about) - _ABOUT_KEPT)):
+                del about[mid]
         for sub in submits:
             if sub.done.done():
                 continue
@@ -679,7 +758,7 @@ class MessagingService:
     # -- pieces of a round ----------------------------------------------------------------
 
     async def _store_views(self, s: Any, submits: list[_Submit]) -> None:
-        """The rows of this round's new messages that asked for them, as they will commit."""
+        """Read back the rows of these submits' new messages, as they will commit."""
         want = {
             sub.message.id: sub
             for sub in submits
@@ -748,29 +827,41 @@ class MessagingService:
         )
         return seal(batch, self.identity)
 
-    async def _record_sealed(self, s: Any, signed: SignedBatch) -> None:
+    async def _record_sealed(self, s: Any, signed: SignedBatch, new: _NewRows) -> None:
+        """Store a sealed batch; its messages become ``sent`` (those not yet inserted are
+        changed in ``new``, the others updated)."""
         b = signed.batch
         h = signed.hash.hex()
         await insert_rows(s, BATCHES, [_batch_values(signed, "sealed")])
-        await update_rows(
-            s,
-            MESSAGES,
-            "id",
-            [
-                {"b_id": m.id, "state": "sent", "batch_id": h, "hash": m.hash.hex()}
-                for m in b.messages
-            ],
-        )
+        stored: list[dict[str, Any]] = []
+        for m in b.messages:
+            sealed = {"state": "sent", "batch_id": h, "hash": m.hash.hex()}
+            values = new.messages.get(m.id)
+            if values is not None:
+                values.update(sealed)
+            else:
+                stored.append({"b_id": m.id, **sealed})
+        await update_rows(s, MESSAGES, "id", stored)
 
-    async def _record_inbound(self, s: Any, signed: SignedBatch) -> list[Held] | None:
+    async def _record_inbound(
+        self, s: Any, signed: SignedBatch, new: _NewRows
+    ) -> list[Held] | None:
         """Store a received batch and its messages; None if it was here already."""
         h = signed.hash.hex()
-        if (await s.execute(select(BatchRow.id).where(BatchRow.id == h))).first() is not None:
-            return None
         b = signed.batch
         ids = [m.id for m in b.messages]
-        taken = (await s.execute(select(MessageRow.id).where(MessageRow.id.in_(ids)))).first()
-        if taken is not None:
+        # one query: the batch's hash if it is here, the ids of its messages that are
+        # (message ids are UUIDs, batch ids 64 hex digits: they cannot be confused)
+        here = select(BatchRow.id).where(BatchRow.id == h)
+        found = {
+            r[0]
+            for r in await s.execute(
+                here.union_all(select(MessageRow.id).where(MessageRow.id.in_(ids)))
+            )
+        }
+        if h in found:
+            return None
+        if found:
             log.warning("mp.batch.refused", extra={"batch": h, "reason": "message id reused"})
             return None
         gh = b.group.hash.hex()
@@ -803,6 +894,8 @@ class MessagingService:
             data.extend(_data_values(d, m.id, pos, stamp) for pos, d in enumerate(m.data))
         await insert_rows(s, MESSAGES, messages)
         await insert_rows(s, DATA, data)
+        for r in messages:
+            new.about[r["id"]] = (r["topic"], r["member"], r["group_hash"])
         return [self._held(m, signed) for m in b.messages]
 
     def _take_pin(self, item: _Pin, pins: list[dict[str, Any]]) -> list[Released]:
@@ -860,11 +953,22 @@ class MessagingService:
             item.app,
         )
 
-    async def _record_released(self, s: Any, released: list[Released]) -> dict[str, str]:
+    async def _record_released(
+        self, s: Any, released: list[Released], new: _NewRows
+    ) -> dict[str, str]:
         if not released:
             return {}
-        ids = [r.message_id for r in released if r.message_id is not None]
+        about = self._about
         rows: dict[str, Any] = {}
+        ids: list[str] = []
+        for r in released:
+            if r.message_id is None:
+                continue
+            known = about.pop(r.message_id, None) or new.about.pop(r.message_id, None)
+            if known is None:
+                ids.append(r.message_id)
+            else:
+                rows[r.message_id] = _About(r.message_id, *known)
         for i in range(0, len(ids), 500):
             got = await s.execute(
                 select(
@@ -978,9 +1082,11 @@ BATCHES = BatchRow.__table__
 PINS = PinRow.__table__
 
 
-async def insert_rows(s: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+async def insert_rows(
+    s: Any, table: Any, rows: list[dict[str, Any]], returning: tuple[str, ...] = ()
+) -> list[tuple[Any, ...]]:
     """Multi-row inserts (no ORM objects: thousands of rows per round)."""
-    await insert_many(s, table, rows)
+    return await insert_many(s, table, rows, returning=returning)
 
 
 async def update_rows(s: Any, table: Any, key: str, rows: list[dict[str, Any]]) -> None:

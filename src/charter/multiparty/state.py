@@ -10,10 +10,11 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from charter.store.bulk import update_many
 from charter.store.clock import now_us
 from charter.store.models import StateRow
 
-__all__ = ["delete_states_before", "load_state", "load_states", "save_state"]
+__all__ = ["delete_states_before", "load_state", "load_states", "save_state", "save_states"]
 
 
 async def load_state(session: AsyncSession, name: str) -> bytes | None:
@@ -31,6 +32,24 @@ async def save_state(session: AsyncSession, name: str, value: bytes) -> None:
     )
     if not getattr(done, "rowcount", 0):
         await session.execute(insert(StateRow).values(name=name, value=value, updated_us=now_us()))
+
+
+async def save_states(
+    session: AsyncSession, values: dict[str, bytes], stored: set[str] | frozenset[str]
+) -> None:
+    """Overwrite several named states. Those named in ``stored`` (states a committed
+    transaction wrote before, which are never deleted) take one statement together; the
+    others go through ``save_state``."""
+    known = [name for name in values if name in stored]
+    if len(known) < 2:
+        known = []
+    if known:
+        stamp = now_us()
+        rows = [{"b_name": n, "value": values[n], "updated_us": stamp} for n in known]
+        await update_many(session, StateRow.__table__, "name", rows)  # type: ignore[arg-type]
+    for name, value in values.items():
+        if name not in known:
+            await save_state(session, name, value)
 
 
 async def load_states(session: AsyncSession, prefix: str) -> list[tuple[str, bytes]]:

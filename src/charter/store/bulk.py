@@ -39,7 +39,9 @@ _PLACEHOLDERS: dict[str, Callable[[int], str]] = {
 
 
 @functools.lru_cache(maxsize=256)
-def _statement(table: Table, columns: tuple[str, ...], rows: int, dialect: Dialect) -> str:
+def _statement(
+    table: Table, columns: tuple[str, ...], rows: int, dialect: Dialect, returning: tuple[str, ...]
+) -> str:
     prep = dialect.identifier_preparer
     mark = _PLACEHOLDERS[dialect.paramstyle]
     names = ", ".join(prep.format_column(table.c[c]) for c in columns)
@@ -47,7 +49,9 @@ def _statement(table: Table, columns: tuple[str, ...], rows: int, dialect: Diale
     values = ", ".join(
         "(" + ", ".join(mark(r * width + k + 1) for k in range(width)) + ")" for r in range(rows)
     )
-    return f"INSERT INTO {prep.format_table(table)} ({names}) VALUES {values}"
+    back = ", ".join(prep.format_column(table.c[c]) for c in returning)
+    tail = f" RETURNING {back}" if returning else ""
+    return f"INSERT INTO {prep.format_table(table)} ({names}) VALUES {values}{tail}"
 
 
 @functools.lru_cache(maxsize=256)
@@ -61,16 +65,31 @@ def _defaults_missing(table: Table, columns: tuple[str, ...]) -> bool:
     return any(c.default is not None and c.key not in columns for c in table.c)
 
 
-async def insert_many(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) into ``table`` in the session's transaction."""
+async def insert_many(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    returning: tuple[str, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """Insert ``rows`` (dicts with the same keys) into ``table`` in the session's transaction.
+
+    With ``returning`` (column names), answers those columns of every inserted row, in no
+    particular order (SQLite does not promise one), from the same statements.
+    """
     if not rows:
-        return
+        return []
     conn = await session.connection()
     dialect = conn.dialect
     columns = tuple(rows[0])
+    out: list[tuple[Any, ...]] = []
     if dialect.paramstyle not in _PLACEHOLDERS or _defaults_missing(table, columns):
-        await session.execute(insert(table), list(rows))
-        return
+        if not returning:
+            await session.execute(insert(table), list(rows))
+            return out
+        stmt = insert(table).returning(*(table.c[c] for c in returning))
+        got = await session.execute(stmt, list(rows))
+        return [tuple(r) for r in got]
     procs = _processors(table, columns, dialect)
     per = max(1, min(_MAX_ROWS, _MAX_PARAMS // len(columns)))
     for start in range(0, len(rows), per):
@@ -82,7 +101,11 @@ async def insert_many(session: AsyncSession, table: Table, rows: Sequence[dict[s
             for c, proc in zip(columns, procs, strict=True):
                 v = row[c]
                 params.append(v if proc is None else proc(v))
-        await conn.exec_driver_sql(_statement(table, columns, len(part), dialect), tuple(params))
+        text = _statement(table, columns, len(part), dialect, returning)
+        got = await conn.exec_driver_sql(text, tuple(params))
+        if returning:
+            out.extend(tuple(r) for r in got)
+    return out
 
 
 _SQLITE_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
