@@ -65,3 +65,47 @@ async def test_a_new_database_held_by_another_connection_is_waited_for(tmp_path:
             await store.close()
     finally:
         holder.close()
+
+
+async def test_a_finished_session_returns_its_connection_without_a_rollback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiosqlite
+
+    store = await open_store(None, tmp_path)
+    trips: list[str] = []
+    real = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: object, *args: object) -> object:
+        trips.append(getattr(fn, "__name__", "?"))
+        return await real(self, fn, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    try:
+        async with store.read() as s:
+            await s.execute(text("SELECT 1"))
+        async with store.transaction() as s:
+            await s.execute(text("UPDATE counters SET value = value WHERE name = 'none'"))
+        assert "rollback" not in trips and trips.count("commit") == 2
+        # a session left in a transaction (cancelled while it held the write lock) is
+        # rolled back before its connection serves anyone else
+        entered = asyncio.Event()
+
+        async def hold() -> None:
+            async with store.transaction() as s:
+                await s.execute(text("INSERT INTO counters (name, value) VALUES ('held', 1)"))
+                entered.set()
+                await asyncio.sleep(30)
+
+        task = asyncio.create_task(hold())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with asyncio.timeout(5), store.transaction() as s:
+            await s.execute(text("INSERT INTO counters (name, value) VALUES ('after', 1)"))
+        async with store.read() as s:
+            names = {r[0] for r in await s.execute(text("SELECT name FROM counters"))}
+        assert "after" in names and "held" not in names
+    finally:
+        await store.close()

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import PoolResetState, StaticPool
 from sqlalchemy.util import await_
 
 from charter.store.errors import StoreUnavailable
@@ -166,10 +166,32 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
+    @event.listens_for(sync, "reset")
+    def on_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+        """Roll back a connection returned to the pool only if a transaction is open.
+
+        The pool's own reset rolls back every returned connection, which after a
+        commit is one more trip to its thread per session for nothing.
+        """
+        if state.terminate_only or not state.asyncio_safe:
+            return
+        if _in_transaction(dbapi_connection):
+            dbapi_connection.rollback()
+
     @event.listens_for(sync, "begin")
     def on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _in_transaction(dbapi_connection: Any) -> bool:
+    """Whether SQLite holds a transaction open on this (idle) connection; True when it
+    cannot tell. Reading the flag from the event loop's thread is safe: a connection
+    being returned to the pool runs nothing on its own thread."""
+    try:
+        return bool(dbapi_connection._connection._conn.in_transaction)
+    except Exception:  # no driver connection any more, or another driver's layout
+        return True
 
 
 def _ensure_wal(cursor: Any, busy_timeout_ms: int) -> None:
@@ -216,6 +238,8 @@ async def open_store(
             kwargs = {"echo": echo, "poolclass": StaticPool}
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if target.get_backend_name() == "sqlite":
+        kwargs["pool_reset_on_return"] = None  # ``_sqlite_setup`` resets what needs it
     engine = create_async_engine(target, **kwargs)
     if target.get_backend_name() == "sqlite":
         _sqlite_setup(engine, busy_timeout_ms)
