@@ -46,3 +46,49 @@ async def test_statements_answer_rows_counts_and_errors(tmp_path: Path) -> None:
             assert [row async for row in streamed] == [("a",), ("b!",), ("c!",)]
     finally:
         await store.close()
+
+
+async def test_begin_travels_with_the_first_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import aiosqlite
+
+    store = await open_store(None, tmp_path)
+    trips: list[str] = []
+    real = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: object, *args: object) -> object:
+        trips.append(getattr(fn, "__name__", "?"))
+        return await real(self, fn, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    try:
+        async with store.read() as s:
+            assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
+        assert trips == ["_run", "commit"]
+        trips.clear()
+        async with store.transaction():
+            pass  # nothing ran: neither BEGIN nor COMMIT goes to the thread
+        assert trips == []
+        # a write transaction's BEGIN IMMEDIATE holds the write lock from its first
+        # statement, a read, on: another connection cannot write meanwhile
+        other = sqlite3.connect(tmp_path / "index.db", timeout=0, isolation_level=None)
+        async with store.transaction() as s:
+            await s.execute(text("SELECT 1"))
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        other.close()
+        # a failed transaction still rolls back what its statements did
+        with pytest.raises(OperationalError):
+            async with store.transaction() as s:
+                await s.execute(text("INSERT INTO counters (name, value) VALUES ('x', 1)"))
+                await s.execute(text("INSERT INTO no_such_table VALUES (1)"))
+        async with store.read() as s:
+            got = (await s.execute(text("SELECT count(*) FROM counters WHERE name='x'"))).scalar()
+        assert got == 0
+    finally:
+        await store.close()

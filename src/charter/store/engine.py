@@ -181,7 +181,12 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(sync, "begin")
     def on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+        dbapi = conn.connection.dbapi_connection
+        if isinstance(dbapi, OneTripConnection):
+            dbapi.defer_begin(begin)  # sent with the transaction's first statement
+        else:
+            conn.exec_driver_sql(begin)
 
 
 def _in_transaction(dbapi_connection: Any) -> bool:

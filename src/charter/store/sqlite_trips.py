@@ -10,6 +10,10 @@ buffered, as SQLAlchemy's adapter buffers them too (server-side cursors are unch
 An idle read transaction went from 1.3 to 0.85 ms; a messaging round under load, which
 waits mostly for CPU on a small machine, did not measurably change (bench/RESULTS.md).
 
+A transaction's BEGIN (the store begins every transaction explicitly, ``BEGIN IMMEDIATE``
+for writers) travels with its first statement, and a transaction that ran none ends
+without a trip; with the pool returning connections without a needless rollback
+(``store/engine.py``), a one-statement session is two trips instead of four.
 It relies on two internals of aiosqlite 0.22 that SQLAlchemy's own adapter also uses:
 the wrapped ``sqlite3.Connection`` (``_conn``) and the call queue (``_execute``).
 """
@@ -32,10 +36,18 @@ __all__ = ["OneTripConnection", "OneTripCursor"]
 _Outcome = tuple[Any, int, int | None, list[Any] | None]
 
 
-def _run(conn: sqlite3.Connection, sql: str, params: Any, many: bool) -> _Outcome:
-    """On the connection's thread: execute, fetch everything, close."""
+_PENDING = "_charter_pending_begin"
+"""Attribute of the aiosqlite connection: the BEGIN its next statement runs first."""
+
+
+def _run(
+    conn: sqlite3.Connection, begin: str | None, sql: str, params: Any, many: bool
+) -> _Outcome:
+    """On the connection's thread: begin (if pending), execute, fetch everything, close."""
     cursor = conn.cursor()
     try:
+        if begin is not None:
+            cursor.execute(begin)
         if many:
             cursor.executemany(sql, params)
         elif params is None:
@@ -89,7 +101,8 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, sql: str, params: Any, many: bool) -> _Outcome:
         async with self._adapt_connection._execute_mutex:
             driver = self._connection
-            return await driver._execute(_run, driver._conn, sql, params, many)  # type: ignore[no-any-return]
+            begin = driver.__dict__.pop(_PENDING, None)
+            return await driver._execute(_run, driver._conn, begin, sql, params, many)  # type: ignore[no-any-return]
 
     def _take(self, outcome: _Outcome) -> None:
         self._description, self._rowcount, self._lastrowid, rows = outcome
@@ -121,7 +134,38 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    """SQLAlchemy's aiosqlite connection, with one-trip cursors."""
+    """SQLAlchemy's aiosqlite connection, with one-trip cursors and a deferred BEGIN.
+
+    ``defer_begin`` keeps a transaction's BEGIN for the trip of its first statement; a
+    transaction that ends before running any statement never went to the thread, so
+    its commit or rollback does not either.
+    """
 
     __slots__ = ()
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
+
+    def defer_begin(self, sql: str) -> None:
+        self._connection.__dict__[_PENDING] = sql
+
+    def _drop_pending(self) -> bool:
+        """Forget a pending BEGIN; True if one was pending and SQLite has no transaction."""
+        driver = self._connection
+        if driver.__dict__.pop(_PENDING, None) is None:
+            return False
+        try:
+            return not driver._conn.in_transaction
+        except ValueError:  # closed: nothing to end
+            return True
+
+    def cursor(self, server_side: bool = False) -> Any:
+        if server_side and _PENDING in self._connection.__dict__:
+            self.cursor().execute("SELECT 1")  # runs the pending BEGIN first
+        return super().cursor(server_side)
+
+    def commit(self) -> None:
+        if not self._drop_pending():
+            super().commit()
+
+    def rollback(self) -> None:
+        if not self._drop_pending():
+            super().rollback()
