@@ -68,19 +68,11 @@ async def test_a_new_database_held_by_another_connection_is_waited_for(tmp_path:
 
 
 async def test_a_finished_session_returns_its_connection_without_a_rollback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_trips: list[str]
 ) -> None:
-    import aiosqlite
-
     store = await open_store(None, tmp_path)
-    trips: list[str] = []
-    real = aiosqlite.Connection._execute
-
-    async def counting(self: aiosqlite.Connection, fn: object, *args: object) -> object:
-        trips.append(getattr(fn, "__name__", "?"))
-        return await real(self, fn, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    trips = sqlite_trips
+    trips.clear()  # opening the store made trips of its own
     try:
         async with store.read() as s:
             await s.execute(text("SELECT 1"))

@@ -49,21 +49,13 @@ async def test_statements_answer_rows_counts_and_errors(tmp_path: Path) -> None:
 
 
 async def test_begin_travels_with_the_first_statement(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_trips: list[str]
 ) -> None:
     import sqlite3
 
-    import aiosqlite
-
     store = await open_store(None, tmp_path)
-    trips: list[str] = []
-    real = aiosqlite.Connection._execute
-
-    async def counting(self: aiosqlite.Connection, fn: object, *args: object) -> object:
-        trips.append(getattr(fn, "__name__", "?"))
-        return await real(self, fn, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    trips = sqlite_trips
+    trips.clear()  # opening the store made trips of its own
     try:
         async with store.read() as s:
             assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
