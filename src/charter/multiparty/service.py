@@ -184,8 +184,12 @@ class _NewRows:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     data: list[dict[str, Any]] = field(default_factory=list)
     attach: list[dict[str, Any]] = field(default_factory=list)
-    about: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    about: dict[str, _About] = field(default_factory=dict)
     """What releasing the round's stored messages will need (``MessagingService._about``)."""
+
+    def learn(self, rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            self.about[r["id"]] = _About(r["id"], r["topic"], r["member"], r["group_hash"])
 
 
 @dataclass
@@ -252,9 +256,7 @@ class MessagingService:
         self._groups: set[str] = set()
         """Group hashes known to be in the database (added after their round commits)."""
         self._new_groups: set[str] = set()
-        self._saved_states: set[str] = set()
-        """Named states a committed round wrote (they are never deleted)."""
-        self._about: dict[str, tuple[str, str, str | None]] = {}
+        self._about: dict[str, _About] = {}
         """Topic, author member and group of stored messages not yet released here
         (learnt after their round commits, bounded): releasing needs no read for them."""
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
@@ -478,8 +480,7 @@ class MessagingService:
             if sub.view and sub.result is not None and sub.result[1]
         }
         rows = list(new.messages.values())
-        for r in rows:
-            new.about[r["id"]] = (r["topic"], r["member"], r["group_hash"])
+        new.learn(rows)
         returned = await insert_rows(s, MESSAGES, rows, ("id", "seq") if views else ())
         await insert_rows(s, DATA, new.data)  # after the messages: data refer to them
         await update_rows(s, DATA, "id", new.attach)
@@ -496,7 +497,7 @@ class MessagingService:
             if mid not in attached:
                 row = MessageRow(seq=seqs[mid], **new.messages[mid])
                 sub.stored = (row, sorted(data.get(mid, []), key=lambda r: r.position))
-        await self._store_views(s, [sub for mid, sub in views.items() if mid in attached])
+        await self._read_views(s, [sub for mid, sub in views.items() if mid in attached])
 
     async def wait_final(self, message_id: str, within: float) -> str | None:
         """The message's final state (confirmed/failed), or None if ``within`` passed."""
@@ -710,7 +711,7 @@ class MessagingService:
                             await delete_states_before(s, UNKNOWN_STATE, f"{oldest:020d}")
                 if sealed:
                     states[SENDER_STATE] = _encode_nonces(self._nonces)
-                await save_states(s, states, self._saved_states)
+                await save_states(s, states)
         except BaseException as exc:
             self._new_groups.clear()
             err = exc if isinstance(exc, Exception) else MultipartyError("stopped")
@@ -724,7 +725,6 @@ class MessagingService:
         self.rounds += 1
         self._groups |= self._new_groups
         self._new_groups.clear()
-        self._saved_states |= states.keys()
         about = self._about
         about.update(new.about)
         if len(about) > _ABOUT_KEPT:  # messages never released here: forget the oldest
@@ -757,15 +757,9 @@ class MessagingService:
 
     # -- pieces of a round ----------------------------------------------------------------
 
-    async def _store_views(self, s: Any, submits: list[_Submit]) -> None:
+    async def _read_views(self, s: Any, submits: list[_Submit]) -> None:
         """Read back the rows of these submits' new messages, as they will commit."""
-        want = {
-            sub.message.id: sub
-            for sub in submits
-            if sub.view and sub.result is not None and sub.result[1]
-        }
-        if not want:
-            return
+        want = {sub.message.id: sub for sub in submits}
         ids = list(want)
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
@@ -851,7 +845,7 @@ class MessagingService:
         b = signed.batch
         ids = [m.id for m in b.messages]
         # one query: the batch's hash if it is here, the ids of its messages that are
-        # (message ids are UUIDs, batch ids 64 hex digits: they cannot be confused)
+        # (a message id equal to its own batch's hash would need a preimage of that hash)
         here = select(BatchRow.id).where(BatchRow.id == h)
         found = {
             r[0]
@@ -894,8 +888,7 @@ class MessagingService:
             data.extend(_data_values(d, m.id, pos, stamp) for pos, d in enumerate(m.data))
         await insert_rows(s, MESSAGES, messages)
         await insert_rows(s, DATA, data)
-        for r in messages:
-            new.about[r["id"]] = (r["topic"], r["member"], r["group_hash"])
+        new.learn(messages)
         return [self._held(m, signed) for m in b.messages]
 
     def _take_pin(self, item: _Pin, pins: list[dict[str, Any]]) -> list[Released]:
@@ -968,7 +961,7 @@ class MessagingService:
             if known is None:
                 ids.append(r.message_id)
             else:
-                rows[r.message_id] = _About(r.message_id, *known)
+                rows[r.message_id] = known
         for i in range(0, len(ids), 500):
             got = await s.execute(
                 select(

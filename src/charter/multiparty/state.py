@@ -7,10 +7,12 @@ where the last committed round ended.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from collections.abc import Mapping
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from charter.store.bulk import update_many
 from charter.store.clock import now_us
 from charter.store.models import StateRow
 
@@ -23,33 +25,24 @@ async def load_state(session: AsyncSession, name: str) -> bytes | None:
 
 
 async def save_state(session: AsyncSession, name: str, value: bytes) -> None:
-    """Overwrite (or create) the named state: one statement when it exists already."""
-    done = await session.execute(
-        update(StateRow)
-        .where(StateRow.name == name)
-        .values(value=value, updated_us=now_us())
-        .execution_options(synchronize_session=False)
+    """Overwrite (or create) the named state."""
+    await save_states(session, {name: value})
+
+
+async def save_states(session: AsyncSession, values: Mapping[str, bytes]) -> None:
+    """Overwrite (or create) named states: one ``INSERT ... ON CONFLICT DO UPDATE`` (the
+    same statement on SQLite and PostgreSQL) for all of them."""
+    if not values:
+        return
+    stamp = now_us()
+    rows = [{"name": n, "value": v, "updated_us": stamp} for n, v in values.items()]
+    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = upsert(StateRow).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[StateRow.name],
+        set_={"value": stmt.excluded.value, "updated_us": stmt.excluded.updated_us},
     )
-    if not getattr(done, "rowcount", 0):
-        await session.execute(insert(StateRow).values(name=name, value=value, updated_us=now_us()))
-
-
-async def save_states(
-    session: AsyncSession, values: dict[str, bytes], stored: set[str] | frozenset[str]
-) -> None:
-    """Overwrite several named states. Those named in ``stored`` (states a committed
-    transaction wrote before, which are never deleted) take one statement together; the
-    others go through ``save_state``."""
-    known = [name for name in values if name in stored]
-    if len(known) < 2:
-        known = []
-    if known:
-        stamp = now_us()
-        rows = [{"b_name": n, "value": values[n], "updated_us": stamp} for n in known]
-        await update_many(session, StateRow.__table__, "name", rows)  # type: ignore[arg-type]
-    for name, value in values.items():
-        if name not in known:
-            await save_state(session, name, value)
+    await session.execute(stmt)
 
 
 async def load_states(session: AsyncSession, prefix: str) -> list[tuple[str, bytes]]:

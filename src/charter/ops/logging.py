@@ -9,6 +9,7 @@ of the line. A record without an ``event`` (a library's, uvicorn's) gets ``"even
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import Any, TextIO
@@ -161,23 +162,20 @@ def log_event(
     if not logger.isEnabledFor(level):
         return
     direct = _direct
-    if direct is None or not direct.sole(logger, level):
-        logger.log(level, "%s", message, extra={"event": event, **fields})
-        return
-    method = logging.getLevelName(level).lower()
-    event_dict: Any = {"event": event, "message": message, **fields}
-    for processor in direct.chain:
-        event_dict = processor(logger, method, event_dict)
-    handler = direct.handler
-    handler.acquire()
-    try:
-        handler.stream.write(f"{event_dict}{handler.terminator}")
-        handler.flush()
-    except Exception:
-        handler.release()
-        logger.log(level, "%s", message, extra={"event": event, **fields})
-        return
-    handler.release()
+    if direct is not None and direct.sole(logger, level):
+        method = logging.getLevelName(level).lower()
+        event_dict: Any = {"event": event, "message": message, **fields}
+        for processor in direct.chain:
+            event_dict = processor(logger, method, event_dict)
+        handler = direct.handler
+        try:
+            with handler.lock or contextlib.nullcontext():
+                handler.stream.write(f"{event_dict}{handler.terminator}")
+                handler.flush()
+            return
+        except Exception:
+            pass  # the ordinary way below reports the handler's trouble as logging does
+    logger.log(level, "%s", message, extra={"event": event, **fields})
 
 
 def _jsonable(value: Any) -> Any:

@@ -175,7 +175,7 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         """
         if state.terminate_only or not state.asyncio_safe:
             return
-        if _in_transaction(dbapi_connection):
+        if not isinstance(dbapi_connection, OneTripConnection) or dbapi_connection.in_transaction:
             dbapi_connection.rollback()
 
     @event.listens_for(sync, "begin")
@@ -187,16 +187,6 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             dbapi.defer_begin(begin)  # sent with the transaction's first statement
         else:
             conn.exec_driver_sql(begin)
-
-
-def _in_transaction(dbapi_connection: Any) -> bool:
-    """Whether SQLite holds a transaction open on this (idle) connection; True when it
-    cannot tell. Reading the flag from the event loop's thread is safe: a connection
-    being returned to the pool runs nothing on its own thread."""
-    try:
-        return bool(dbapi_connection._connection._conn.in_transaction)
-    except Exception:  # no driver connection any more, or another driver's layout
-        return True
 
 
 def _ensure_wal(cursor: Any, busy_timeout_ms: int) -> None:

@@ -7,8 +7,10 @@ rows and another to close the cursor. Each trip is two thread wake-ups; on a bus
 milliseconds of wall time. ``OneTripConnection`` executes a statement, fetches its rows and
 closes its cursor in a single call on the connection's thread. Results are fully
 buffered, as SQLAlchemy's adapter buffers them too (server-side cursors are unchanged).
-An idle read transaction went from 1.3 to 0.85 ms; a messaging round under load, which
-waits mostly for CPU on a small machine, did not measurably change (bench/RESULTS.md).
+An idle read transaction went from 1.3 to 0.85 ms. On a busy node a trip costs 1.5-10 ms
+of the event loop's wall time against 0.3-3 ms of work on the thread (the thread waits
+for the GIL, its answer behind every queued callback), so the fewer a round makes, the
+shorter it is (bench/RESULTS.md).
 
 A transaction's BEGIN (the store begins every transaction explicitly, ``BEGIN IMMEDIATE``
 for writers) travels with its first statement, and a transaction that ran none ends
@@ -147,15 +149,21 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     def defer_begin(self, sql: str) -> None:
         self._connection.__dict__[_PENDING] = sql
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether SQLite holds a transaction open (False once closed). Read from the
+        event loop's thread, which is safe while the connection runs nothing: between
+        trips, or being returned to the pool."""
+        try:
+            return bool(self._connection._conn.in_transaction)
+        except ValueError:  # aiosqlite's answer for a closed connection
+            return False
+
     def _drop_pending(self) -> bool:
         """Forget a pending BEGIN; True if one was pending and SQLite has no transaction."""
-        driver = self._connection
-        if driver.__dict__.pop(_PENDING, None) is None:
+        if self._connection.__dict__.pop(_PENDING, None) is None:
             return False
-        try:
-            return not driver._conn.in_transaction
-        except ValueError:  # closed: nothing to end
-            return True
+        return not self.in_transaction
 
     def cursor(self, server_side: bool = False) -> Any:
         if server_side and _PENDING in self._connection.__dict__:
