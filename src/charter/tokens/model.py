@@ -93,6 +93,8 @@ class TransferKind(StrEnum):
 
 _KIND_SYMBOLS = {k: Symbol(k.value) for k in TransferKind}
 _KINDS = {sym: k for k, sym in _KIND_SYMBOLS.items()}
+_KIND_BYTES = {k: encode(sym) for k, sym in _KIND_SYMBOLS.items()}
+_ROW_LABEL = b"<" + encode(L_TRANSFER_ROW)
 
 
 # -- names ------------------------------------------------------------------------------
@@ -458,6 +460,48 @@ class TransferRecord:
         return f"{self.view}.{self.seqno}"
 
     def encode(self) -> bytes:
+        data = self._format() if min(self.view, self.amount, self.batch_seq) >= 0 else None
+        if data is None:
+            data = self._encode_generic()
+        _remember(data, self)
+        return data
+
+    def _format(self) -> bytes:
+        """The canonical bytes of ``_encode_generic``, formatted in one step (every node
+        writes one row per operation; the generic encoder visits each field in turn)."""
+        pool = self.pool.encode("utf-8")
+        src = self.from_.encode("utf-8")
+        dst = self.to.encode("utf-8")
+        token = self.token_id.encode("utf-8")
+        operator = self.operator.encode("utf-8")
+        member = self.member.encode("utf-8")
+        pin = self.pin
+        head = b'%s%d+%s%d"%s%d"%s%d"%s%d+%d"%s%d"%s%d:%s%d"%s%d+' % (
+            _ROW_LABEL,
+            self.view,
+            _KIND_BYTES[self.kind],
+            len(pool),
+            pool,
+            len(src),
+            src,
+            len(dst),
+            dst,
+            self.amount,
+            len(token),
+            token,
+            len(operator),
+            operator,
+            len(pin),
+            pin,
+            len(member),
+            member,
+            self.batch_seq,
+        )
+        if self.batch_hash:
+            return b"%s%d:%s>" % (head, len(self.batch_hash), self.batch_hash)
+        return head + b">"
+
+    def _encode_generic(self) -> bytes:
         fields: list[object] = [
             self.view,
             _KIND_SYMBOLS[self.kind],
@@ -473,9 +517,7 @@ class TransferRecord:
         ]
         if self.batch_hash:  # rows without a message keep their eleven fields
             fields.append(self.batch_hash)
-        data = encode(Record(L_TRANSFER_ROW, *fields))
-        _remember(data, self)
-        return data
+        return encode(Record(L_TRANSFER_ROW, *fields))
 
     @classmethod
     def decode(cls, key: str, data: bytes) -> TransferRecord:

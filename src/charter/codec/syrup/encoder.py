@@ -60,13 +60,11 @@ def _enc(v: Any, out: bytearray) -> None:
     elif t is Record:
         out += b"<"
         _enc(v.label, out)
-        for x in v.fields:
-            _enc(x, out)
+        _enc_items(v.fields, out)
         out += b">"
     elif t is list or t is tuple:
         out += b"["
-        for x in v:
-            _enc(x, out)
+        _enc_items(v, out)
         out += b"]"
     elif t is bytes:
         out += b"%d:" % len(v)
@@ -90,6 +88,23 @@ def _enc(v: Any, out: bytearray) -> None:
         out += raw
     else:
         _enc_subclass(v, out)
+
+
+def _enc_items(items: Any, out: bytearray) -> None:
+    """A container's items; text, bytes and small integers without a call each."""
+    for x in items:
+        t = type(x)
+        if t is str:
+            raw = x.encode("utf-8")
+            out += b'%d"' % len(raw)
+            out += raw
+        elif t is bytes:
+            out += b"%d:" % len(x)
+            out += x
+        elif t is int and 0 <= x < 1024:
+            out += _SMALL_POS[x]
+        else:
+            _enc(x, out)
 
 
 def _standalone(v: Any) -> bytes:

@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from charter.codec.syrup import Record, Symbol, encode
 from charter.ledger.engine.errors import EngineError, TransactionError
 from charter.ledger.engine.tx import MAX_CLIENT_REF_BYTES, RESERVED_PREFIX, Write, check_name
 
 CMD_LABEL = Symbol("charter-cmd")
+_CMD_LABEL_BYTES = encode(CMD_LABEL)
 MAX_APP_BYTES = 64
 MAX_BODY_BYTES = 1 << 20
 
@@ -80,7 +81,14 @@ class Command:
         return Record(CMD_LABEL, self.app, self.body, self.client_ref)
 
     def claims_digest(self) -> bytes:
-        return hashlib.sha256(encode(self.to_record())).digest()
+        # encode(self.to_record()), formatted directly (every command's leaf hashes it)
+        app = self.app.encode("utf-8")
+        ref = self.client_ref.encode("utf-8")
+        body = self.body
+        return hashlib.sha256(
+            b'<%s%d"%s%d:%s%d"%s>'
+            % (_CMD_LABEL_BYTES, len(app), app, len(body), body, len(ref), ref)
+        ).digest()
 
     @classmethod
     def from_record(cls, value: object) -> Command:
@@ -109,9 +117,12 @@ class NodeRecord:
     member: str
 
 
-@dataclass(frozen=True, slots=True)
-class CommandContext:
-    """Where and by whom a command runs; the same on every node."""
+class CommandContext(NamedTuple):
+    """Where and by whom a command runs; the same on every node.
+
+    A named tuple rather than a frozen dataclass: one is built per command applied, and
+    a frozen dataclass pays an ``object.__setattr__`` per field.
+    """
 
     app: str
     submitter: str

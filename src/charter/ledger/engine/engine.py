@@ -178,6 +178,8 @@ class Engine:
         if replay_window < 1:
             raise ValueError("the replay window is positive")
         self._secret = bytes(network_secret)
+        # Keyed once: each nonce copies the keyed state rather than re-deriving the pads.
+        self._ce_mac = hmac.new(self._secret, _CE_CONTEXT, "sha256")
         self._genesis_keys = dict(node_keys)
         self._genesis_members = dict(node_members or {})
         self._genesis_trusted = trusted
@@ -560,7 +562,9 @@ class Engine:
         return applied
 
     def _nonce(self, seqno: int) -> bytes:
-        return hmac.digest(self._secret, _CE_CONTEXT + _U64.pack(seqno), "sha256")
+        mac = self._ce_mac.copy()
+        mac.update(_U64.pack(seqno))
+        return mac.digest()
 
     def _add_leaf(self, view: int, ws_digest: bytes, claims: bytes) -> int:
         seqno = self.tree.size
