@@ -63,8 +63,8 @@ class TokenEventFeed:
 
     def __init__(self, engine: Callable[[], Engine]) -> None:
         self._engine = engine
-        self._pending: deque[tuple[int, str, str | None]] = deque()
-        """(seqno, tx id, pool name if it created a pool) in log order."""
+        self._pending: deque[tuple[int, int, str | None]] = deque()
+        """(seqno, view, pool name if it created a pool) in log order."""
         self._wake = asyncio.Event()
 
     def on_apply(self, result: ApplyResult) -> None:
@@ -73,7 +73,7 @@ class TokenEventFeed:
             if tx.command is None or tx.command.app != "tokens" or not tx.writes:
                 continue
             created = next((w.key for w in tx.writes if w.table == T_POOLS), None)
-            self._pending.append((tx.seqno, tx.tx_id, created))
+            self._pending.append((tx.seqno, int(tx.tx_id.partition(".")[0]), created))
         if self._pending and result.committed:
             self._wake.set()
 
@@ -82,8 +82,8 @@ class TokenEventFeed:
         engine = self._engine()
         out: list[tuple[int, NewEvent]] = []
         while self._pending and len(out) < MAX_PER_COMMIT:
-            seqno, tx_id, created = self._pending[0]
-            status = engine.status(tx_id)
+            seqno, view, created = self._pending[0]
+            status = engine.status_at(view, seqno)
             if status is TxStatus.PENDING:
                 break
             self._pending.popleft()

@@ -27,8 +27,8 @@ its history row and the pin in ``charter.tokens.messages``; the handler knows no
 else of the message (the multi-party layer reads the record from the applied command).
 
 The handler keeps no state between calls except a cache of decoded pool rows keyed by
-their bytes (so equal bytes give the equal pool on every node): it reads only through
-``ctx``. No signature is verified per operation: the batch signature already
+their bytes (so equal bytes give the equal pool on every node) and a set of names
+already found to be well-formed accounts: it reads only through ``ctx``. No signature is verified per operation: the batch signature already
 authenticated the submitting node, and ``ctx.member`` is its owner.
 """
 
@@ -81,6 +81,7 @@ from charter.tokens.model import (
 from charter.tokens.policy import PoolCreation, pool_creation_policy
 
 _POOL_CACHE_LIMIT = 4096
+_ACCOUNT_CACHE_LIMIT = 65536
 
 
 def _refuse(rule: str, message: str) -> CommandRefused:
@@ -136,6 +137,8 @@ class TokensHandler:
 
     def __init__(self) -> None:
         self._pools: dict[bytes, Pool] = {}
+        self._accounts: set[str] = set()
+        """Names found to be accounts (a handful recur in every batch; a pure function)."""
 
     def execute(self, ctx: CommandContext, body: bytes) -> Sequence[Write]:
         try:
@@ -158,7 +161,7 @@ class TokensHandler:
     # -- helpers ------------------------------------------------------------------------
 
     def _pool(self, ctx: CommandContext, name: str) -> Pool:
-        raw = ctx.get(T_POOLS, name) if type(name) is str else None
+        raw = ctx.state.get(T_POOLS, name) if type(name) is str else None
         if raw is None:
             raise _refuse("tokens.pool.unknown", f"no pool {name!r:.80}")
         pool = self._pools.get(raw)
@@ -171,17 +174,22 @@ class TokensHandler:
 
     @staticmethod
     def _balance(ctx: CommandContext, pool: str, account: str) -> int:
-        raw = ctx.get(T_BALANCES, balance_key(pool, account))
+        raw = ctx.state.get(T_BALANCES, balance_key(pool, account))
         return 0 if raw is None else int(raw)
 
     @staticmethod
     def _set_balance(pool: str, account: str, value: int) -> Write:
         return Write(T_BALANCES, balance_key(pool, account), b"%d" % value if value else None)
 
-    @staticmethod
-    def _account(account: str, what: str) -> None:
+    def _account(self, account: str, what: str) -> None:
+        known = self._accounts
+        if type(account) is str and account in known:
+            return
         if not is_account(account):
             raise _refuse("tokens.account", f"{what} {account!r:.80} is not an account")
+        if len(known) >= _ACCOUNT_CACHE_LIMIT:
+            known.clear()
+        known.add(account)
 
     @staticmethod
     def _amount(pool: Pool, amount: int, token_id: str) -> None:

@@ -306,6 +306,17 @@ def decode_operation(body: bytes) -> Operation:
     try:
         if label == L_TRANSFER and len(f) in (7, 8):
             m = _message_after(f, 7)
+            a, b, c, d, e, g, h = f[:7]
+            if (
+                type(a) is str
+                and type(b) is str
+                and type(c) is str
+                and type(d) is int
+                and type(e) is str
+                and type(g) is str
+                and type(h) is bytes
+            ):  # the common shape, checked at once (the field checks below name a fault)
+                return Transfer(a, b, c, d, e, g, h, m)
             return Transfer(
                 _str(f[0]),
                 _str(f[1]),

@@ -16,8 +16,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from charter.api.tokens import transfer_doc
 from charter.errors import CharterError
@@ -45,8 +44,7 @@ MAX_KEPT_BODY: Final = 16 * 1024
 """Command bodies above this are not kept (the ring's memory stays small whatever is sent)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedTx:
+class RecordedTx(NamedTuple):
     applied_us: int
     tx: AppliedTx
     signed_root: bytes | None
@@ -85,25 +83,30 @@ class LedgerRecorder:
     def __call__(self, result: ApplyResult) -> None:
         now = time.time_ns() // 1000
         txs = self._txs
+        transfers = self._transfers
         for tx in result.applied:
             signed: bytes | None = None
-            if tx.kind is EntryKind.SIGNATURE:
-                if tx.status is not TxStatus.INVALID:
+            cmd = tx.command
+            if cmd is None:
+                if tx.kind is EntryKind.SIGNATURE and tx.status is not TxStatus.INVALID:
                     signed = self.engine.get(SIGNATURES_TABLE, LATEST)
-            elif tx.command is not None:
-                if tx.writes and tx.command.app == TOKENS_APP:
-                    for w in tx.writes:
-                        if w.table == T_TRANSFERS and w.value is not None:
-                            self._transfers.append((w.key, w.value))
-                if len(tx.command.body) > MAX_KEPT_BODY:
-                    size = len(tx.command.body)
-                    lean = Command(tx.command.app, b"", tx.command.client_ref)
-                    txs.append(RecordedTx(now, replace(tx, command=lean, writes=()), None, size))
+            else:
+                written = 0
+                tokens = cmd.app == TOKENS_APP
+                for table, key, value in tx.writes:
+                    if value is not None:
+                        written += len(value)
+                        if tokens and table == T_TRANSFERS:
+                            transfers.append((key, value))
+                if len(cmd.body) > MAX_KEPT_BODY:
+                    size = len(cmd.body)
+                    lean = Command(cmd.app, b"", cmd.client_ref)
+                    txs.append(RecordedTx(now, tx._replace(command=lean, writes=()), None, size))
                     continue
-                if sum(len(w.value or b"") for w in tx.writes) > MAX_KEPT_BODY:
+                if written > MAX_KEPT_BODY:
                     # a governance command writes its whole request again: not kept
                     # twice (short rows cost less kept than copied away)
-                    tx = replace(tx, writes=())
+                    tx = tx._replace(writes=())
             txs.append(RecordedTx(now, tx, signed))
 
     # -- queries ------------------------------------------------------------------------

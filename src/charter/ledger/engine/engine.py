@@ -20,6 +20,7 @@ mean building on a log that some signer disagrees with.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import hmac
 import struct
 from collections.abc import Iterator, Mapping, Sequence
@@ -63,7 +64,13 @@ from charter.ledger.engine.outcomes import (
     TxStatus,
 )
 from charter.ledger.engine.outcomes import EntryKind as LeafKind
-from charter.ledger.engine.tx import EMPTY_WRITE_SET_DIGEST, ZERO_DIGEST, Transaction, Write
+from charter.ledger.engine.tx import (
+    EMPTY_WRITE_SET_DIGEST,
+    ZERO_DIGEST,
+    Transaction,
+    Write,
+    encode_write_set,
+)
 from charter.ledger.errors import LedgerError
 from charter.ledger.issue import issue_cose_receipt, issue_json_receipt
 from charter.ledger.merkle import GENESIS_LEAF, HASH_SIZE, MerkleTree, commit_evidence, leaf_hash
@@ -310,7 +317,10 @@ class Engine:
         parsed = parse_tx_id(tx_id)
         if parsed is None:
             return TxStatus.UNKNOWN
-        view, seqno = parsed
+        return self.status_at(*parsed)
+
+    def status_at(self, view: int, seqno: int) -> TxStatus:
+        """``status`` of transaction ``view.seqno``, for callers holding the numbers."""
         if self.view_of(seqno) != view:
             return TxStatus.UNKNOWN
         if seqno in self._invalid:
@@ -389,12 +399,14 @@ class Engine:
         if reason is None:
             reason = self._replays.check_and_record(batch.submitter, batch.batch_seq)
         who, seq = batch.submitter, batch.batch_seq
+        submitter = self.node(who) if reason is None else None
+        member = submitter.member if submitter is not None else ""
         for raw in batch.txs:
             if reason is not None:
                 self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq)
                 continue
             if isinstance(raw, Record) and raw.label == CMD_LABEL:
-                self._apply_command(view, raw, result, who, seq)
+                self._apply_command(view, raw, result, who, member, seq)
                 continue
             try:
                 tx, ws_digest = Transaction.parse(raw)
@@ -417,7 +429,7 @@ class Engine:
             )
 
     def _apply_command(
-        self, view: int, raw: Record, result: ApplyResult, who: str, seq: int
+        self, view: int, raw: Record, result: ApplyResult, who: str, member: str, seq: int
     ) -> None:
         try:
             cmd = Command.from_record(raw)
@@ -430,18 +442,8 @@ class Engine:
             self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq, cmd)
             return
         seqno = self.tree.size
-        submitter = self.node(who)
-        ctx = CommandContext(
-            app=cmd.app,
-            submitter=who,
-            member=submitter.member if submitter is not None else "",
-            view=view,
-            seqno=seqno,
-            tx_id=f"{view}.{seqno}",
-            batch_seq=seq,
-            state=self.kv,
-            nodes=self.node,
-        )
+        tx_id = f"{view}.{seqno}"
+        ctx = CommandContext(cmd.app, who, member, view, seqno, tx_id, seq, self.kv, self.node)
         try:
             writes = check_writes(cmd.app, handler.tables, handler.execute(ctx, cmd.body))
         except CommandRefused as exc:
@@ -451,14 +453,15 @@ class Engine:
             reason = f"engine.write: {exc.message}"
             self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq, cmd)
             return
-        tx = Transaction(tuple(writes))
-        seqno = self._add_leaf(view, tx.write_set_digest(), cmd.claims_digest())
-        self.kv.apply(seqno, tx.writes)
-        if cmd.app in self._directory_writers and any(w.table == NODES_TABLE for w in tx.writes):
+        made = tuple(writes)
+        ws_digest = hashlib.sha256(encode_write_set(made)).digest()
+        seqno = self._add_leaf(view, ws_digest, cmd.claims_digest())
+        self.kv.apply(seqno, made)
+        if cmd.app in self._directory_writers and any(w.table == NODES_TABLE for w in made):
             self._reload_directory()
         result.applied.append(
             AppliedTx(
-                f"{view}.{seqno}",
+                tx_id,
                 seqno,
                 LeafKind.TX,
                 TxStatus.PENDING,
@@ -467,7 +470,7 @@ class Engine:
                 seq,
                 cmd.client_ref,
                 cmd,
-                tx.writes,
+                made,
             )
         )
 
