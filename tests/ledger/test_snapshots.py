@@ -35,6 +35,24 @@ def test_schedule() -> None:
         SnapshotPolicy(every_tx=0)
 
 
+def test_a_large_state_spaces_snapshots_by_its_size() -> None:
+    schedule = SnapshotSchedule(SnapshotPolicy(every_tx=10))
+    schedule.taken(0, rows=25)  # a state of 25 rows: the next waits 25 transactions
+    assert schedule.interval == 25
+    assert schedule.committed(24) is None
+    assert schedule.committed(25) == 25
+    schedule.taken(25, rows=4)  # a small state again: back to every_tx
+    assert schedule.committed(34) is None
+    assert schedule.committed(35) == 35
+    half = SnapshotSchedule(SnapshotPolicy(every_tx=10, growth=0.5), last_rows=100)
+    assert half.interval == 50
+    plain = SnapshotSchedule(SnapshotPolicy(every_tx=10, growth=0), last_rows=10**6)
+    assert plain.committed(10) == 10
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError):
+            SnapshotPolicy(growth=bad)
+
+
 def test_evidence_round_trip_and_digest(ledger: SignedLedger) -> None:
     tree = MerkleTree([GENESIS_LEAF])
     for seqno in range(1, 21):

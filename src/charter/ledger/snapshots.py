@@ -1,6 +1,7 @@
 """Snapshots: when one is due, and the evidence transaction that records its digest.
 
-Every ``every_tx`` committed transactions the node writes a snapshot of its state
+Every ``every_tx`` committed transactions (more once the state is large: see
+``SnapshotPolicy.growth``) the node writes a snapshot of its state
 as of some committed ``seqno`` and appends a snapshot-evidence transaction that
 records the snapshot's SHA-256 digest together with the Merkle tree's frontier
 at ``seqno + 1`` leaves (leaf 0 and transactions ``1..seqno``). The evidence is an
@@ -38,21 +39,41 @@ def snapshot_digest(data: bytes) -> bytes:
 @dataclass(frozen=True, slots=True)
 class SnapshotPolicy:
     every_tx: int = 10_000
+    growth: float = 1.0
+    """A snapshot also waits until ``growth`` times as many transactions as the last
+    snapshot held rows have committed since it. Writing a snapshot costs time in
+    proportion to the state, so when the state grows with the log (a history row per
+    token transfer), snapshots grow rarer and their cost per transaction stays bounded;
+    the log a node replays after one stays no longer than the snapshot is large. 0 keeps
+    the plain ``every_tx`` interval."""
 
     def __post_init__(self) -> None:
         if self.every_tx < 1:
             raise ValueError("the snapshot interval must be positive")
+        if not self.growth >= 0:
+            raise ValueError("the snapshot growth factor is zero or more")
 
 
 class SnapshotSchedule:
     """Says at which committed seqno the next snapshot is due."""
 
-    __slots__ = ("_commit", "_last_snapshot", "policy")
+    __slots__ = ("_commit", "_interval", "_last_snapshot", "policy")
 
-    def __init__(self, policy: SnapshotPolicy, *, last_snapshot_seqno: int = 0) -> None:
+    def __init__(
+        self, policy: SnapshotPolicy, *, last_snapshot_seqno: int = 0, last_rows: int = 0
+    ) -> None:
         self.policy = policy
         self._last_snapshot = last_snapshot_seqno
         self._commit = last_snapshot_seqno
+        self._interval = self._after(last_rows)
+
+    def _after(self, rows: int) -> int:
+        return max(self.policy.every_tx, int(self.policy.growth * rows))
+
+    @property
+    def interval(self) -> int:
+        """Transactions to commit after the last snapshot before the next one is due."""
+        return self._interval
 
     @property
     def last_snapshot(self) -> int:
@@ -63,17 +84,19 @@ class SnapshotSchedule:
         if seqno < self._commit:
             raise LedgerStateError(f"commit index {seqno} went back from {self._commit}")
         self._commit = seqno
-        if seqno - self._last_snapshot >= self.policy.every_tx:
+        if seqno - self._last_snapshot >= self._interval:
             return seqno
         return None
 
-    def taken(self, seqno: int) -> None:
-        """A snapshot as of ``seqno`` was written and its evidence appended."""
+    def taken(self, seqno: int, rows: int = 0) -> None:
+        """A snapshot as of ``seqno``, of a state of ``rows`` rows, was written and its
+        evidence appended."""
         if seqno < self._last_snapshot or seqno > self._commit:
             raise LedgerStateError(
                 f"snapshot at {seqno} is outside {self._last_snapshot}..{self._commit}"
             )
         self._last_snapshot = seqno
+        self._interval = self._after(rows)
 
 
 @dataclass(frozen=True, slots=True)

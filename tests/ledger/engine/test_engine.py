@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -27,7 +28,7 @@ from charter.ledger.engine.entries import BatchEntry, SignatureEntry, parse_entr
 from charter.ledger.engine.tx import EMPTY_WRITE_SET_DIGEST, ZERO_DIGEST
 from charter.ledger.errors import ReceiptError
 from charter.ledger.signatures import SignaturePolicy, SignedRoot, sign_signed_root
-from charter.ledger.snapshots import SnapshotEvidence
+from charter.ledger.snapshots import SnapshotEvidence, SnapshotPolicy
 from charter.ledger.verify import load_receipt, verify_receipt
 
 from .conftest import NOW_MS, LogBuilder, Net, Signer  # type: ignore[import-not-found]
@@ -353,6 +354,23 @@ def test_restored_engine_continues_identically(net: Net, log: LogBuilder) -> Non
     with pytest.raises(ReceiptUnavailableError):
         restored.receipt("1.1")  # before the snapshot: its leaf is not held
     assert verify_receipt(restored.receipt("1.6", "cose"), net.trusted).tx_id == "1.6"
+
+
+def test_snapshots_grow_rarer_as_the_state_grows(net: Net) -> None:
+    log = LogBuilder(net)
+    engine = net.engine(snapshot_policy=SnapshotPolicy(every_tx=3))
+    dues: list[int] = []
+    for i in range(40):  # every transaction adds a row, as token history does
+        result = engine.apply([log.put("node-1", (f"k{i:03d}", b"v"))])
+        if result.snapshot_due:
+            dues.append(engine.last_seqno)
+            engine.snapshot_evidence(engine.snapshot())
+            assert engine.snapshots.interval == max(3, engine.kv.row_count())
+    gaps = [b - a for a, b in itertools.pairwise(dues)]
+    assert dues[0] == 3 and gaps == sorted(gaps) and gaps[-1] > 3 * gaps[0]
+    restored = net.engine(snapshot_policy=SnapshotPolicy(every_tx=3))
+    restored.restore(engine.snapshot())
+    assert restored.snapshots.interval == engine.kv.row_count()  # the restored state's size
 
 
 def test_digests_of_a_signature_leaf(log: LogBuilder) -> None:

@@ -203,9 +203,12 @@ class Engine:
         self.alarms: list[DivergenceAlarm] = []
         self._reset(MerkleTree([GENESIS_LEAF]), last_index=0, signed_upto=1)
 
-    def _reset(self, tree: MerkleTree, *, last_index: int, signed_upto: int) -> None:
+    def _reset(
+        self, tree: MerkleTree, *, last_index: int, signed_upto: int, kv: KVStore | None = None
+    ) -> None:
         self.tree = tree
-        self.kv = KVStore()
+        self.kv = KVStore() if kv is None else kv
+        rows = self.kv.row_count()
         self._directory: dict[str, DirectoryEntry] = {}
         self._node_keys = dict(self._genesis_keys)
         self._trusted = self._genesis_trusted
@@ -220,7 +223,8 @@ class Engine:
         self._signatures: list[SignedRoot] = []  # matched, ordered by tree size
         self._replays = _Replays(self._replay_window)
         self._halted = False
-        self._taken: tuple[bytes, int] | None = None  # the last snapshot and its tree size
+        self._taken: tuple[bytes, int, int] | None = None
+        """The last snapshot taken, its tree size and the rows of its state."""
         self._made: dict[bytes, None] = {}
         """Signature entries this engine made (oldest first, bounded): applying one checks
         its signer but not its two signatures, which this node computed itself."""
@@ -228,7 +232,9 @@ class Engine:
         self.schedule = SignatureSchedule(self._signature_policy, last_signed_seqno=tree.size - 1)
         self._sched_last = tree.size - 1
         self._sched_signed = tree.size - 1
-        self.snapshots = SnapshotSchedule(self._snapshot_policy, last_snapshot_seqno=tree.size - 1)
+        self.snapshots = SnapshotSchedule(
+            self._snapshot_policy, last_snapshot_seqno=tree.size - 1, last_rows=rows
+        )
 
     # -- queries ------------------------------------------------------------------------
 
@@ -687,22 +693,24 @@ class Engine:
                 self.kv.to_syrup(),
             )
         )
-        self._taken = (data, self.tree.size)
+        self._taken = (data, self.tree.size, self.kv.row_count())
         return data
 
     def snapshot_evidence(self, data: bytes) -> bytes:
         """The entry recording ``data`` (just taken by ``snapshot``) for the next signature."""
         if self._taken is not None and self._taken[0] is data:
-            size = self._taken[1]  # our own: no need to decode megabytes for one integer
+            # our own: no need to decode megabytes for two integers
+            _, size, rows = self._taken
         else:
             size = _decode_snapshot(data)[1]
+            rows = self.kv.row_count()  # of the state the snapshot must be of (checked below)
         self._taken = None
         if size != self.tree.size:
             raise EngineOrderError("the snapshot is not of the engine's current state")
         seqno = self.tree.size - 1
         evidence = SnapshotEvidence.for_snapshot(seqno, data, self.tree)
         if seqno > self.snapshots.last_snapshot:
-            self.snapshots.taken(seqno)
+            self.snapshots.taken(seqno, rows)
         return evidence.encode()
 
     def restore(self, data: bytes) -> None:
@@ -748,8 +756,7 @@ class Engine:
                 raise EngineSnapshotError("an invalid transaction is [seqno, reason]")
             reasons[item[0]] = item[1]
         # Everything checked: only now replace this engine's state.
-        self._reset(tree, last_index=last_index, signed_upto=signed_upto)
-        self.kv = kv
+        self._reset(tree, last_index=last_index, signed_upto=signed_upto, kv=kv)
         self._replays = replay_state
         self._view_starts, self._view_values = starts, values
         self._invalid = reasons

@@ -81,6 +81,9 @@ class KVStore:
         for key in sorted(rows):
             yield key, rows[key]
 
+    def row_count(self) -> int:
+        return sum(len(rows) for rows in self.tables.values())
+
     def table_names(self) -> list[str]:
         return sorted(self.tables)
 
