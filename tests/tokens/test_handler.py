@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charter.codec.syrup import Record, Symbol, encode
 from charter.tokens import queries as q
@@ -15,6 +17,8 @@ from charter.tokens.model import (
     PoolType,
     Transfer,
     TransferKind,
+    TransferRecord,
+    decode_operation,
 )
 
 from .harness import Ledger
@@ -200,3 +204,45 @@ def test_a_history_row_decodes_to_its_own_seqno_even_when_bytes_repeat() -> None
     assert TransferRecord.decode(transfer_key(7), raw) == a
     assert TransferRecord.decode(transfer_key(8), raw) == b
     assert TransferRecord.decode(transfer_key(9), bytes(bytearray(raw))).seqno == 9
+
+
+_TEXT = st.text(max_size=10)
+_AMOUNT = st.one_of(st.integers(0, 2**70), st.just(10**500), st.integers(-5, -1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 2**40),
+    st.integers(-2, 2**20),
+    st.sampled_from(list(TransferKind)),
+    _TEXT,
+    _TEXT,
+    _TEXT,
+    _AMOUNT,
+    _TEXT,
+    st.binary(max_size=33),
+    st.integers(-2, 2**62),
+    st.one_of(st.just(b""), st.binary(min_size=32, max_size=32)),
+)
+def test_history_rows_and_transfer_bodies_formatted_directly_are_the_generic_bytes(
+    seqno: int,
+    view: int,
+    kind: TransferKind,
+    pool: str,
+    src: str,
+    dst: str,
+    amount: int,
+    token: str,
+    pin: bytes,
+    batch_seq: int,
+    batch_hash: bytes,
+) -> None:
+    rec = TransferRecord(
+        seqno, view, kind, pool, src, dst, amount, token, src, pin, dst, batch_seq, batch_hash
+    )
+    row = rec.encode()
+    assert row == rec._encode_generic()
+    op = Transfer(pool, src, dst, amount, token, dst, pin)
+    assert op.encode() == op._encode_generic()
+    if amount >= 0:
+        assert decode_operation(op.encode()) == op

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, update
@@ -91,16 +92,24 @@ async def insert_many(
         got = await session.execute(stmt, list(rows))
         return [tuple(r) for r in got]
     procs = _processors(table, columns, dialect)
-    per = max(1, min(_MAX_ROWS, _MAX_PARAMS // len(columns)))
+    converted = [(i, proc) for i, proc in enumerate(procs) if proc is not None]
+    values = itemgetter(*columns)
+    width = len(columns)
+    per = max(1, min(_MAX_ROWS, _MAX_PARAMS // width))
     for start in range(0, len(rows), per):
         part = rows[start : start + per]
         params: list[Any] = []
         for row in part:
-            if len(row) != len(columns):
+            if len(row) != width:
                 raise ValueError("every row of a bulk insert has the same columns")
-            for c, proc in zip(columns, procs, strict=True):
-                v = row[c]
-                params.append(v if proc is None else proc(v))
+            got = values(row)
+            if width == 1:
+                got = (got,)
+            if converted:
+                got = list(got)
+                for i, proc in converted:
+                    got[i] = proc(got[i])
+            params.extend(got)
         text = _statement(table, columns, len(part), dialect, returning)
         got = await conn.exec_driver_sql(text, tuple(params))
         if returning:

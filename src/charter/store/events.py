@@ -10,8 +10,7 @@ late one forever). On SQLite the write lock already does this.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,9 +34,11 @@ __all__ = [
 EVENTS_COUNTER = "events"
 
 
-@dataclass(frozen=True)
-class NewEvent:
-    """An event to append; ``reference`` names what it is about (e.g. a message id)."""
+class NewEvent(NamedTuple):
+    """An event to append; ``reference`` names what it is about (e.g. a message id).
+
+    Named tuples, this and ``Appended``: thousands a second are made under load.
+    """
 
     type: str
     reference: str | None = None
@@ -48,8 +49,7 @@ class NewEvent:
     tx_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Appended:
+class Appended(NamedTuple):
     """Where an appended event landed: its offset and id."""
 
     seq: int

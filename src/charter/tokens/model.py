@@ -95,6 +95,7 @@ _KIND_SYMBOLS = {k: Symbol(k.value) for k in TransferKind}
 _KINDS = {sym: k for k, sym in _KIND_SYMBOLS.items()}
 _KIND_BYTES = {k: encode(sym) for k, sym in _KIND_SYMBOLS.items()}
 _ROW_LABEL = b"<" + encode(L_TRANSFER_ROW)
+_TRANSFER_LABEL = b"<" + encode(L_TRANSFER)
 
 
 # -- names ------------------------------------------------------------------------------
@@ -223,6 +224,46 @@ class Transfer:
     """The pins record of a message confirmed with this transfer."""
 
     def encode(self) -> bytes:
+        if (
+            self.message is None
+            and type(self.amount) is int
+            and self.amount >= 0
+            and type(self.pin) is bytes
+            and all(
+                type(x) is str
+                for x in (self.pool, self.from_, self.to, self.token_id, self.operator)
+            )
+        ):
+            return self._format()
+        return self._encode_generic()
+
+    def _format(self) -> bytes:
+        """``_encode_generic``'s bytes for a transfer without a message, in one step (a
+        batch submit encodes hundreds)."""
+        pool = self.pool.encode("utf-8")
+        src = self.from_.encode("utf-8")
+        dst = self.to.encode("utf-8")
+        token = self.token_id.encode("utf-8")
+        operator = self.operator.encode("utf-8")
+        pin = self.pin
+        return b'%s%d"%s%d"%s%d"%s%d+%d"%s%d"%s%d:%s>' % (
+            _TRANSFER_LABEL,
+            len(pool),
+            pool,
+            len(src),
+            src,
+            len(dst),
+            dst,
+            self.amount,
+            len(token),
+            token,
+            len(operator),
+            operator,
+            len(pin),
+            pin,
+        )
+
+    def _encode_generic(self) -> bytes:
         fields = [
             self.pool,
             self.from_,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charter.codec.syrup import decode, encode
 from charter.crypto import Ed25519PrivateKey
@@ -194,3 +197,19 @@ def test_written_names_are_checked_even_after_a_table_was_seen_valid() -> None:
         check_writes(
             "counter", ("charter.counter.",), [Write("charter.counter.v", "k" * 1025, b"")]
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(min_size=1, max_size=20),
+    st.binary(max_size=300),
+    st.text(max_size=20),
+)
+def test_the_claims_digest_is_the_digest_of_the_command_record(
+    app: str, body: bytes, ref: str
+) -> None:
+    try:
+        cmd = Command(app, body, ref)
+    except TransactionError:
+        return  # not a command (e.g. a lone surrogate)
+    assert cmd.claims_digest() == hashlib.sha256(encode(cmd.to_record())).digest()

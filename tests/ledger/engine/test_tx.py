@@ -3,6 +3,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charter.codec.syrup import Record, Symbol, encode
 from charter.ledger.engine import Transaction, TransactionError, Write
@@ -13,7 +15,12 @@ from charter.ledger.engine.entries import (
     parse_entry,
     seal_batch,
 )
-from charter.ledger.engine.tx import EMPTY_WRITE_SET_DIGEST, MAX_KEY_BYTES, MAX_TABLE_BYTES
+from charter.ledger.engine.tx import (
+    EMPTY_WRITE_SET_DIGEST,
+    MAX_KEY_BYTES,
+    MAX_TABLE_BYTES,
+    encode_write_set,
+)
 
 
 def test_writes_are_sorted_and_digest_is_over_the_canonical_write_set() -> None:
@@ -86,3 +93,26 @@ def test_batch_framing_parses_and_garbage_is_malformed() -> None:
         assert isinstance(parse_entry(data), MalformedEntry)
     empty = encode(Record(Symbol("charter-batch-body"), "node-1", 1, []))
     assert isinstance(parse_entry(seal_batch(empty, b"")), MalformedEntry)
+
+
+_NAMES = st.text(min_size=1, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_NAMES, _NAMES, st.one_of(st.none(), st.binary(max_size=40))),
+        max_size=8,
+    )
+)
+def test_the_formatted_write_set_is_the_generic_encoding(
+    writes: list[tuple[str, str, bytes | None]],
+) -> None:
+    made = tuple(Write(*w) for w in writes)
+    generic = encode([[t, k, False if v is None else v] for t, k, v in made])
+    assert encode_write_set(made) == generic
+
+
+def test_a_write_set_of_unexpected_types_falls_back_to_the_generic_encoder() -> None:
+    odd = (Write("t", "k", bytearray(b"v")),)  # type: ignore[arg-type]
+    assert encode_write_set(odd) == encode([["t", "k", bytearray(b"v")]])
