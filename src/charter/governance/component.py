@@ -123,6 +123,9 @@ class GovernanceComponent:
 
     def _on_apply(self, result: ApplyResult) -> None:
         self._changed.set()
+        tables = result.tables
+        if state.INTENTS_TABLE not in tables and state.NODES_TABLE not in tables:
+            return
         me = self._service.name if self._service is not None else self.ctx.name
         for tx in result.applied:
             for w in tx.writes:

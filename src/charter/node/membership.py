@@ -274,10 +274,8 @@ class MembershipWatcher:
         self._remove_listener()
 
     def _on_apply(self, result: ApplyResult) -> None:
-        for tx in result.applied:
-            if any(w.table == NODES_TABLE for w in tx.writes):
-                self._wake.set()
-                return
+        if NODES_TABLE in result.tables:
+            self._wake.set()
 
     def nodes(self) -> dict[int, KnownNode]:
         return known_nodes(self.service, self.locate)

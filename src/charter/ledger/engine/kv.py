@@ -22,17 +22,19 @@ _Key = tuple[str, str]
 
 
 class KVStore:
-    __slots__ = ("_history", "_order", "tables")
+    __slots__ = ("_order", "_pending", "tables")
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[str, bytes]] = {}
-        self._history: dict[_Key, deque[bytes | None]] = {}
-        self._order: deque[tuple[int, str, str]] = deque()
+        self._pending: dict[_Key, list[Any]] = {}
+        """Per key with writes not yet settled: [the value before the oldest, how many]."""
+        self._order: deque[tuple[int, str, str, bytes | None]] = deque()
+        """The unsettled writes in log order: (seqno, table, key, value written)."""
 
     def apply(self, seqno: int, writes: Iterable[Write]) -> None:
         """Apply one transaction's writes, remembering replaced values until settled."""
         tables = self.tables
-        history = self._history
+        pending = self._pending
         order = self._order
         for table, key, value in writes:
             rows = tables.get(table)
@@ -46,33 +48,35 @@ class KVStore:
             else:
                 rows[key] = value
             tk = (table, key)
-            past = history.get(tk)
+            past = pending.get(tk)
             if past is None:
-                history[tk] = deque((prior,))
+                pending[tk] = [prior, 1]
             else:
-                past.append(prior)
-            order.append((seqno, table, key))
+                past[1] += 1
+            order.append((seqno, table, key, value))
 
     def settle(self, below: int) -> None:
         """Writes at seqnos below ``below`` are now committed."""
         order = self._order
-        history = self._history
+        pending = self._pending
         while order and order[0][0] < below:
-            _, table, key = order.popleft()
+            _, table, key, value = order.popleft()
             tk = (table, key)
-            past = history[tk]
-            past.popleft()
-            if not past:
-                del history[tk]
+            past = pending[tk]
+            if past[1] == 1:
+                del pending[tk]
+            else:  # what this write wrote is what the next one of the key replaced
+                past[0] = value
+                past[1] -= 1
 
     def get(self, table: str, key: str) -> bytes | None:
         rows = self.tables.get(table)
         return None if rows is None else rows.get(key)
 
     def get_committed(self, table: str, key: str) -> bytes | None:
-        past = self._history.get((table, key))
-        if past:
-            return past[0]
+        past = self._pending.get((table, key))
+        if past is not None:
+            return past[0]  # type: ignore[no-any-return]
         return self.get(table, key)
 
     def items(self, table: str) -> Iterator[tuple[str, bytes]]:
@@ -95,13 +99,12 @@ class KVStore:
 
     def to_syrup(self) -> list[Any]:
         """[tables, unsettled] where unsettled is [[seqno, table, key, prior-or-false] ...]."""
-        cursor: dict[_Key, int] = {}
+        written: dict[_Key, bytes | None] = {}  # by the previous unsettled write of a key
         unsettled: list[list[Any]] = []
-        for seqno, table, key in self._order:
+        for seqno, table, key, value in self._order:
             tk = (table, key)
-            i = cursor.get(tk, 0)
-            cursor[tk] = i + 1
-            prior = self._history[tk][i]
+            prior = written[tk] if tk in written else self._pending[tk][0]
+            written[tk] = value
             unsettled.append([seqno, table, key, False if prior is None else prior])
         return [self.tables, unsettled]
 
@@ -123,6 +126,7 @@ class KVStore:
         if not isinstance(raw_unsettled, list):
             raise EngineSnapshotError("unsettled writes are a list")
         last = 0
+        writes: list[tuple[int, str, str, bytes | None]] = []
         for item in raw_unsettled:
             if not isinstance(item, list) or len(item) != 4:
                 raise EngineSnapshotError("an unsettled write is [seqno, table, key, prior]")
@@ -134,7 +138,21 @@ class KVStore:
             if prior is not False and type(prior) is not bytes:
                 raise EngineSnapshotError("a replaced value is bytes or false")
             last = seqno
+            writes.append((seqno, table, key, None if prior is False else prior))
+        # What each write wrote: what the next write of its key replaced, or the value now.
+        after: dict[_Key, bytes | None] = {}
+        wrote: list[bytes | None] = [None] * len(writes)
+        for i in range(len(writes) - 1, -1, -1):
+            _, table, key, prior = writes[i]
             tk = (table, key)
-            store._history.setdefault(tk, deque()).append(None if prior is False else prior)
-            store._order.append((seqno, table, key))
+            wrote[i] = after[tk] if tk in after else store.get(table, key)
+            after[tk] = prior
+        for (seqno, table, key, prior), value in zip(writes, wrote, strict=True):
+            tk = (table, key)
+            past = store._pending.get(tk)
+            if past is None:
+                store._pending[tk] = [prior, 1]
+            else:
+                past[1] += 1
+            store._order.append((seqno, table, key, value))
         return store

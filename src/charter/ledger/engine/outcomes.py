@@ -94,7 +94,16 @@ class ApplyResult:
     halted: bool = False
     signature_due: bool = False
     snapshot_due: bool = False
+    _tables: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def invalid(self) -> list[AppliedTx]:
         return [t for t in self.applied if t.status is TxStatus.INVALID]
+
+    @property
+    def tables(self) -> frozenset[str]:
+        """The tables the applied commands wrote: several listeners of an apply look for
+        one table, and this walks the writes once for all of them."""
+        if self._tables is None:
+            self._tables = frozenset(w.table for tx in self.applied for w in tx.writes)
+        return self._tables
