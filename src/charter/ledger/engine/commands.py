@@ -98,7 +98,27 @@ class Command:
         app, body, ref = value.fields
         if type(app) is not str:
             raise TransactionError("a command app is a string")
+        if (
+            ref == ""
+            and type(ref) is str
+            and type(body) is bytes
+            and len(body) <= MAX_BODY_BYTES
+            and 0 < len(app) <= MAX_APP_BYTES
+            and app.isascii()
+        ):
+            # what __post_init__ would accept, checked at once (one command per leaf)
+            cmd = _new_command(cls)
+            _set_app(cmd, app)
+            _set_body(cmd, body)
+            _set_ref(cmd, ref)
+            return cmd
         return cls(app, body, ref)
+
+
+_new_command = object.__new__
+_set_app = Command.__dict__["app"].__set__
+_set_body = Command.__dict__["body"].__set__
+_set_ref = Command.__dict__["client_ref"].__set__
 
 
 class StateView(Protocol):
@@ -158,31 +178,39 @@ class CommandHandler(Protocol):
         ...
 
 
-_CHECKED_TABLES: set[tuple[tuple[str, ...], str]] = set()
-"""(prefixes, table) pairs already found valid: a handler writes few distinct tables."""
 _CHECKED_TABLES_MAX = 4096
 
 
 def _check_table(app: str, prefixes: tuple[str, ...], table: str) -> None:
-    if (prefixes, table) in _CHECKED_TABLES:
-        return
     if type(table) is not str:
         raise CommandRefused("engine.tables", f"handler {app!r} wrote a non-string table name")
     if not any(table.startswith(p) for p in prefixes):
         raise CommandRefused("engine.tables", f"handler {app!r} may not write table {table[:64]!r}")
     check_name(table, "table name", 128, reserved_ok=True)
-    if len(_CHECKED_TABLES) < _CHECKED_TABLES_MAX:
-        _CHECKED_TABLES.add((prefixes, table))
 
 
-def check_writes(app: str, prefixes: Sequence[str], writes: Sequence[Write]) -> list[Write]:
-    """``writes`` sorted and unique, each in a table the handler declared."""
+def check_writes(
+    app: str,
+    prefixes: Sequence[str],
+    writes: Sequence[Write],
+    checked: set[str] | None = None,
+) -> list[Write]:
+    """``writes`` sorted and unique, each in a table the handler declared.
+
+    ``checked`` holds table names already found valid for this handler (a handler
+    writes few distinct tables): they are not checked again, and new ones are added.
+    """
     out = sorted(writes)
-    declared = tuple(prefixes)
+    declared: tuple[str, ...] | None = None
     previous: tuple[str, str] | None = None
     for w in out:
         table, key, value = w
-        _check_table(app, declared, table)
+        if checked is None or type(table) is not str or table not in checked:
+            if declared is None:
+                declared = tuple(prefixes)
+            _check_table(app, declared, table)
+            if checked is not None and len(checked) < _CHECKED_TABLES_MAX:
+                checked.add(table)
         if value is not None and type(value) is not bytes:
             raise CommandRefused("engine.value", f"handler {app!r} wrote a non-bytes value")
         here = (table, key)

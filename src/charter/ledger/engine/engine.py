@@ -191,6 +191,8 @@ class Engine:
         self._genesis_members = dict(node_members or {})
         self._genesis_trusted = trusted
         self._handlers = dict(handlers or {})
+        self._checked_tables: dict[str, set[str]] = {}
+        """Per app, the tables its handler wrote that were found within its prefixes."""
         self._directory_writers = frozenset(
             app
             for app, h in self._handlers.items()
@@ -451,7 +453,8 @@ class Engine:
         tx_id = f"{view}.{seqno}"
         ctx = CommandContext(cmd.app, who, member, view, seqno, tx_id, seq, self.kv, self.node)
         try:
-            writes = check_writes(cmd.app, handler.tables, handler.execute(ctx, cmd.body))
+            checked = self._checked_tables.setdefault(cmd.app, set())
+            writes = check_writes(cmd.app, handler.tables, handler.execute(ctx, cmd.body), checked)
         except CommandRefused as exc:
             self._invalid_leaf(view, LeafKind.TX, exc.reason, result, who, seq, cmd)
             return
