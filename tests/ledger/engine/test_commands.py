@@ -188,6 +188,14 @@ def test_written_names_are_checked_even_after_a_table_was_seen_valid() -> None:
     with pytest.raises(CommandRefused) as refused:
         check_writes("other", ("other.",), ok)
     assert refused.value.rule == "engine.tables"
+    # a handler's own set of checked tables skips only those, and never takes a bad one
+    seen: set[str] = set()
+    assert check_writes("counter", ("charter.counter.",), ok, seen) == ok
+    assert seen == {"charter.counter.v"}
+    for odd in ("other.v", ["charter.counter.v"]):
+        with pytest.raises(CommandRefused):
+            check_writes("counter", ("charter.counter.",), [Write(odd, "n", b"1")], seen)  # type: ignore[arg-type]
+    assert seen == {"charter.counter.v"}
     # keys outside the ASCII shortcut still get the full name check
     assert check_writes("counter", ("charter.counter.",), [Write("charter.counter.v", "é", b"")])
     for bad in ("", "\ud800", "é" * 600):
