@@ -19,9 +19,16 @@ async def test_default_is_sqlite_in_wal_mode_under_the_data_dir(tmp_path: Path) 
         async with store.read() as session:
             pragmas = [
                 (await session.execute(text(f"PRAGMA {p}"))).scalar_one()
-                for p in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+                for p in (
+                    "journal_mode",
+                    "synchronous",
+                    "foreign_keys",
+                    "busy_timeout",
+                    "cache_size",
+                    "mmap_size",
+                )
             ]
-        assert pragmas == ["wal", 1, 1, 10_000]
+        assert pragmas == ["wal", 1, 1, 10_000, -32768, 268435456]
     finally:
         await store.close()
 
