@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from charter.store.bulk import insert_many
@@ -58,6 +58,12 @@ class Appended(NamedTuple):
 
 
 _EVENTS = cast(Table, EventRow.__table__)
+_TAKE_SEQS = (
+    update(CounterRow)
+    .where(CounterRow.name == EVENTS_COUNTER)
+    .values(value=CounterRow.value + bindparam("n"))
+    .returning(CounterRow.value)
+)
 
 
 async def append_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[Appended]:
@@ -69,15 +75,8 @@ async def append_events(session: AsyncSession, events: Sequence[NewEvent]) -> li
     if not events:
         return []
     n = len(events)
-    last = (
-        await session.execute(
-            update(CounterRow)
-            .where(CounterRow.name == EVENTS_COUNTER)
-            .values(value=CounterRow.value + n)
-            .returning(CounterRow.value)
-            .execution_options(synchronize_session=False)
-        )
-    ).scalar_one()
+    conn = await session.connection()  # Core: no ORM bookkeeping for one counter row
+    last = (await conn.execute(_TAKE_SEQS, {"n": n})).scalar_one()
     stamp = now_us()
     first = last - n + 1
     ids = new_ids(n)
