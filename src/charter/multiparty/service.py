@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import JSON, select, update
@@ -161,7 +162,8 @@ class _Submit:
     signed: SignedBatch | None = None
     view: bool = False
     """Answer the stored message and its data as the round stores them (``send_view``)."""
-    stored: tuple[MessageRow, list[DataRow]] | None = None
+    stored: tuple[Any, list[Any]] | None = None
+    """The message and data rows as written (attribute views, see ``_stored``)."""
     minted: frozenset[str] = frozenset()
     """Ids of data items the caller made up just now: no stored row can have them."""
 
@@ -488,14 +490,14 @@ class MessagingService:
             return
         seqs = dict(returned)
         attached = {a["message_id"] for a in new.attach}
-        data: dict[str, list[DataRow]] = {}
+        data: dict[str, list[Any]] = {}
         for d in new.data:
             if d["message_id"] in views:
                 value = None if d["value"] is JSON.NULL else d["value"]
-                data.setdefault(d["message_id"], []).append(DataRow(**{**d, "value": value}))
+                data.setdefault(d["message_id"], []).append(_stored(_DATA_BLANK, d, value=value))
         for mid, sub in views.items():
             if mid not in attached:
-                row = MessageRow(seq=seqs[mid], **new.messages[mid])
+                row = _stored(_MESSAGE_BLANK, new.messages[mid], seq=seqs[mid])
                 sub.stored = (row, sorted(data.get(mid, []), key=lambda r: r.position))
         await self._read_views(s, [sub for mid, sub in views.items() if mid in attached])
 
@@ -1071,6 +1073,17 @@ class MessagingService:
 
 MESSAGES = MessageRow.__table__
 DATA = DataRow.__table__
+_MESSAGE_BLANK: dict[str, Any] = {c.key: None for c in MESSAGES.c}
+_DATA_BLANK: dict[str, Any] = {c.key: None for c in DATA.c}
+
+
+def _stored(blank: dict[str, Any], values: dict[str, Any], **more: Any) -> SimpleNamespace:
+    """A row as just written, read by attribute like the mapped class (whose instances
+    cost several times as much to make: the round answers hundreds a second). Columns
+    not written read None, as on a new instance of the mapped class."""
+    return SimpleNamespace(**{**blank, **values, **more})
+
+
 BATCHES = BatchRow.__table__
 PINS = PinRow.__table__
 

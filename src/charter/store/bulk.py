@@ -102,14 +102,14 @@ async def insert_many(
         for row in part:
             if len(row) != width:
                 raise ValueError("every row of a bulk insert has the same columns")
-            got = values(row)
+            taken: Any = values(row)
             if width == 1:
-                got = (got,)
+                taken = (taken,)
             if converted:
-                got = list(got)
+                taken = list(taken)
                 for i, proc in converted:
-                    got[i] = proc(got[i])
-            params.extend(got)
+                    taken[i] = proc(taken[i])
+            params.extend(taken)
         text = _statement(table, columns, len(part), dialect, returning)
         got = await conn.exec_driver_sql(text, tuple(params))
         if returning:
