@@ -98,6 +98,33 @@ _ROW_LABEL = b"<" + encode(L_TRANSFER_ROW)
 _TRANSFER_LABEL = b"<" + encode(L_TRANSFER)
 
 
+def _format_movement(
+    pool: str, src: str, dst: str, amount: int, token_id: str, operator: str, pin: bytes
+) -> bytes:
+    """The Syrup of these seven fields in a row (``amount`` >= 0), as a transfer body and a
+    history row both hold them."""
+    p = pool.encode("utf-8")
+    s = src.encode("utf-8")
+    d = dst.encode("utf-8")
+    t = token_id.encode("utf-8")
+    o = operator.encode("utf-8")
+    return b'%d"%s%d"%s%d"%s%d+%d"%s%d"%s%d:%s' % (
+        len(p),
+        p,
+        len(s),
+        s,
+        len(d),
+        d,
+        amount,
+        len(t),
+        t,
+        len(o),
+        o,
+        len(pin),
+        pin,
+    )
+
+
 # -- names ------------------------------------------------------------------------------
 
 
@@ -240,28 +267,10 @@ class Transfer:
     def _format(self) -> bytes:
         """``_encode_generic``'s bytes for a transfer without a message, in one step (a
         batch submit encodes hundreds)."""
-        pool = self.pool.encode("utf-8")
-        src = self.from_.encode("utf-8")
-        dst = self.to.encode("utf-8")
-        token = self.token_id.encode("utf-8")
-        operator = self.operator.encode("utf-8")
-        pin = self.pin
-        return b'%s%d"%s%d"%s%d"%s%d+%d"%s%d"%s%d:%s>' % (
-            _TRANSFER_LABEL,
-            len(pool),
-            pool,
-            len(src),
-            src,
-            len(dst),
-            dst,
-            self.amount,
-            len(token),
-            token,
-            len(operator),
-            operator,
-            len(pin),
-            pin,
+        moved = _format_movement(
+            self.pool, self.from_, self.to, self.amount, self.token_id, self.operator, self.pin
         )
+        return b"%s%s>" % (_TRANSFER_LABEL, moved)
 
     def _encode_generic(self) -> bytes:
         fields = [
@@ -521,30 +530,15 @@ class TransferRecord:
     def _format(self) -> bytes:
         """The canonical bytes of ``_encode_generic``, formatted in one step (every node
         writes one row per operation; the generic encoder visits each field in turn)."""
-        pool = self.pool.encode("utf-8")
-        src = self.from_.encode("utf-8")
-        dst = self.to.encode("utf-8")
-        token = self.token_id.encode("utf-8")
-        operator = self.operator.encode("utf-8")
+        moved = _format_movement(
+            self.pool, self.from_, self.to, self.amount, self.token_id, self.operator, self.pin
+        )
         member = self.member.encode("utf-8")
-        pin = self.pin
-        head = b'%s%d+%s%d"%s%d"%s%d"%s%d+%d"%s%d"%s%d:%s%d"%s%d+' % (
+        head = b'%s%d+%s%s%d"%s%d+' % (
             _ROW_LABEL,
             self.view,
             _KIND_BYTES[self.kind],
-            len(pool),
-            pool,
-            len(src),
-            src,
-            len(dst),
-            dst,
-            self.amount,
-            len(token),
-            token,
-            len(operator),
-            operator,
-            len(pin),
-            pin,
+            moved,
             len(member),
             member,
             self.batch_seq,
