@@ -221,3 +221,18 @@ def test_the_claims_digest_is_the_digest_of_the_command_record(
     except TransactionError:
         return  # not a command (e.g. a lone surrogate)
     assert cmd.claims_digest() == hashlib.sha256(encode(cmd.to_record())).digest()
+
+
+def test_a_command_after_a_directory_change_in_its_batch_sees_the_change(net: Net) -> None:
+    newcomer = Ed25519PrivateKey.generate()
+    entry = DirectoryEntry(
+        "node-4", "dave", newcomer.public_key, NodeCert.from_x509(make_signer().cert.x509)
+    )
+    counter = Counter()
+    log = builder(net, gov=Director(entry), counter=counter)
+    log.add(net.batch("node-1", 0, [Command("gov", b"trusted")]))  # type: ignore[list-item]
+    from charter.ledger.engine import sign_batch
+
+    # node-4 retires itself, then adds: the add runs with no member behind node-4
+    log.add(sign_batch(newcomer, "node-4", 0, [cmd(1), Command("gov", b"retired"), cmd(2)]))
+    assert [c.member for c in counter.seen] == ["dave", ""]

@@ -414,7 +414,11 @@ class Engine:
                 self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq)
                 continue
             if isinstance(raw, Record) and raw.label == CMD_LABEL:
-                self._apply_command(view, raw, result, who, member, seq)
+                if self._apply_command(view, raw, result, who, member, seq):
+                    # the command changed the node directory: the rest of the batch runs
+                    # with the submitter's member as it is now
+                    submitter = self.node(who)
+                    member = submitter.member if submitter is not None else ""
                 continue
             try:
                 tx, ws_digest = Transaction.parse(raw)
@@ -438,17 +442,18 @@ class Engine:
 
     def _apply_command(
         self, view: int, raw: Record, result: ApplyResult, who: str, member: str, seq: int
-    ) -> None:
+    ) -> bool:
+        """Apply one command of ``who``'s batch; True if it changed the node directory."""
         try:
             cmd = Command.from_record(raw)
         except TransactionError as exc:
             self._invalid_leaf(view, LeafKind.TX, exc.message, result, who, seq)
-            return
+            return False
         handler = self._handlers.get(cmd.app)
         if handler is None:
             reason = f"engine.app: no command handler {cmd.app[:64]!r}"
             self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq, cmd)
-            return
+            return False
         seqno = self.tree.size
         tx_id = f"{view}.{seqno}"
         ctx = CommandContext(cmd.app, who, member, view, seqno, tx_id, seq, self.kv, self.node)
@@ -457,16 +462,17 @@ class Engine:
             writes = check_writes(cmd.app, handler.tables, handler.execute(ctx, cmd.body), checked)
         except CommandRefused as exc:
             self._invalid_leaf(view, LeafKind.TX, exc.reason, result, who, seq, cmd)
-            return
+            return False
         except TransactionError as exc:
             reason = f"engine.write: {exc.message}"
             self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq, cmd)
-            return
+            return False
         made = tuple(writes)
         ws_digest = hashlib.sha256(encode_write_set(made)).digest()
         seqno = self._add_leaf(view, ws_digest, cmd.claims_digest())
         self.kv.apply(seqno, made)
-        if cmd.app in self._directory_writers and any(w.table == NODES_TABLE for w in made):
+        reloaded = cmd.app in self._directory_writers and any(w.table == NODES_TABLE for w in made)
+        if reloaded:
             self._reload_directory()
         result.applied.append(
             AppliedTx(
@@ -482,6 +488,7 @@ class Engine:
                 made,
             )
         )
+        return reloaded
 
     def _apply_signature(
         self, view: int, signed: SignedRoot, result: ApplyResult, *, own: bool = False
