@@ -7,9 +7,11 @@ where the last committed round ended.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,13 +38,19 @@ async def save_states(session: AsyncSession, values: Mapping[str, bytes]) -> Non
         return
     stamp = now_us()
     rows = [{"name": n, "value": v, "updated_us": stamp} for n, v in values.items()]
-    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = upsert(StateRow).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[StateRow.name],
+    conn = await session.connection()  # Core: the ORM's bulk-insert path cost ~1 ms a call
+    await conn.execute(_upsert(conn.dialect.name), rows)
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The named-state upsert for ``dialect``, one row per parameter set."""
+    table = cast(Table, StateRow.__table__)
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.name],
         set_={"value": stmt.excluded.value, "updated_us": stmt.excluded.updated_us},
     )
-    await session.execute(stmt)
 
 
 async def load_states(session: AsyncSession, prefix: str) -> list[tuple[str, bytes]]:
