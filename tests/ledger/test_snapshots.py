@@ -48,7 +48,7 @@ def test_a_large_state_spaces_snapshots_by_its_size() -> None:
     assert half.interval == 50
     plain = SnapshotSchedule(SnapshotPolicy(every_tx=10, growth=0), last_rows=10**6)
     assert plain.committed(10) == 10
-    for bad in (-1.0, float("nan")):
+    for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError):
             SnapshotPolicy(growth=bad)
 

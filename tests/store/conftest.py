@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
+
+from charter.store import Store, open_store
 
 
 @pytest.fixture
@@ -21,3 +26,15 @@ def sqlite_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
     return trips
+
+
+@pytest.fixture
+async def trip_store(tmp_path: Path, sqlite_trips: list[str]) -> AsyncIterator[Store]:
+    """A migrated SQLite store under ``tmp_path``; ``sqlite_trips`` counts from here on
+    (opening the store made trips of its own)."""
+    store = await open_store(None, tmp_path)
+    sqlite_trips.clear()
+    try:
+        yield store
+    finally:
+        await store.close()

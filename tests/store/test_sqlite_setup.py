@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from charter.store import StoreUnavailable, open_store, store_url
+from charter.store import Store, StoreUnavailable, open_store, store_url
 
 
 async def test_default_is_sqlite_in_wal_mode_under_the_data_dir(tmp_path: Path) -> None:
@@ -75,36 +75,31 @@ async def test_a_new_database_held_by_another_connection_is_waited_for(tmp_path:
 
 
 async def test_a_finished_session_returns_its_connection_without_a_rollback(
-    tmp_path: Path, sqlite_trips: list[str]
+    trip_store: Store, sqlite_trips: list[str]
 ) -> None:
-    store = await open_store(None, tmp_path)
-    trips = sqlite_trips
-    trips.clear()  # opening the store made trips of its own
-    try:
-        async with store.read() as s:
-            await s.execute(text("SELECT 1"))
+    store, trips = trip_store, sqlite_trips
+    async with store.read() as s:
+        await s.execute(text("SELECT 1"))
+    async with store.transaction() as s:
+        await s.execute(text("UPDATE counters SET value = value WHERE name = 'none'"))
+    assert "rollback" not in trips and trips.count("commit") == 2
+    # a session left in a transaction (cancelled while it held the write lock) is
+    # rolled back before its connection serves anyone else
+    entered = asyncio.Event()
+
+    async def hold() -> None:
         async with store.transaction() as s:
-            await s.execute(text("UPDATE counters SET value = value WHERE name = 'none'"))
-        assert "rollback" not in trips and trips.count("commit") == 2
-        # a session left in a transaction (cancelled while it held the write lock) is
-        # rolled back before its connection serves anyone else
-        entered = asyncio.Event()
+            await s.execute(text("INSERT INTO counters (name, value) VALUES ('held', 1)"))
+            entered.set()
+            await asyncio.sleep(30)
 
-        async def hold() -> None:
-            async with store.transaction() as s:
-                await s.execute(text("INSERT INTO counters (name, value) VALUES ('held', 1)"))
-                entered.set()
-                await asyncio.sleep(30)
-
-        task = asyncio.create_task(hold())
-        await entered.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        async with asyncio.timeout(5), store.transaction() as s:
-            await s.execute(text("INSERT INTO counters (name, value) VALUES ('after', 1)"))
-        async with store.read() as s:
-            names = {r[0] for r in await s.execute(text("SELECT name FROM counters"))}
-        assert "after" in names and "held" not in names
-    finally:
-        await store.close()
+    task = asyncio.create_task(hold())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(5), store.transaction() as s:
+        await s.execute(text("INSERT INTO counters (name, value) VALUES ('after', 1)"))
+    async with store.read() as s:
+        names = {r[0] for r in await s.execute(text("SELECT name FROM counters"))}
+    assert "after" in names and "held" not in names

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from charter.store import open_store
+from charter.store import Store, open_store
 from charter.store.sqlite_trips import OneTripConnection
 
 
@@ -49,38 +49,33 @@ async def test_statements_answer_rows_counts_and_errors(tmp_path: Path) -> None:
 
 
 async def test_begin_travels_with_the_first_statement(
-    tmp_path: Path, sqlite_trips: list[str]
+    tmp_path: Path, trip_store: Store, sqlite_trips: list[str]
 ) -> None:
     import sqlite3
 
-    store = await open_store(None, tmp_path)
-    trips = sqlite_trips
-    trips.clear()  # opening the store made trips of its own
-    try:
-        async with store.read() as s:
-            assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
-        assert trips == ["_run", "commit"]
-        trips.clear()
-        async with store.transaction():
-            pass  # nothing ran: neither BEGIN nor COMMIT goes to the thread
-        assert trips == []
-        # a write transaction's BEGIN IMMEDIATE holds the write lock from its first
-        # statement, a read, on: another connection cannot write meanwhile
-        other = sqlite3.connect(tmp_path / "index.db", timeout=0, isolation_level=None)
+    store, trips = trip_store, sqlite_trips
+    async with store.read() as s:
+        assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
+    assert trips == ["_run", "commit"]
+    trips.clear()
+    async with store.transaction():
+        pass  # nothing ran: neither BEGIN nor COMMIT goes to the thread
+    assert trips == []
+    # a write transaction's BEGIN IMMEDIATE holds the write lock from its first
+    # statement, a read, on: another connection cannot write meanwhile
+    other = sqlite3.connect(tmp_path / "index.db", timeout=0, isolation_level=None)
+    async with store.transaction() as s:
+        await s.execute(text("SELECT 1"))
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("ROLLBACK")
+    other.close()
+    # a failed transaction still rolls back what its statements did
+    with pytest.raises(OperationalError):
         async with store.transaction() as s:
-            await s.execute(text("SELECT 1"))
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
-                other.execute("BEGIN IMMEDIATE")
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("ROLLBACK")
-        other.close()
-        # a failed transaction still rolls back what its statements did
-        with pytest.raises(OperationalError):
-            async with store.transaction() as s:
-                await s.execute(text("INSERT INTO counters (name, value) VALUES ('x', 1)"))
-                await s.execute(text("INSERT INTO no_such_table VALUES (1)"))
-        async with store.read() as s:
-            got = (await s.execute(text("SELECT count(*) FROM counters WHERE name='x'"))).scalar()
-        assert got == 0
-    finally:
-        await store.close()
+            await s.execute(text("INSERT INTO counters (name, value) VALUES ('x', 1)"))
+            await s.execute(text("INSERT INTO no_such_table VALUES (1)"))
+    async with store.read() as s:
+        got = (await s.execute(text("SELECT count(*) FROM counters WHERE name='x'"))).scalar()
+    assert got == 0

@@ -17,6 +17,7 @@ events. ``SnapshotEvidence`` is a Syrup record, hashed and signed as stored.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 from charter.codec.syrup import Record, Symbol, SyrupDecodeError, decode, encode
@@ -50,8 +51,8 @@ class SnapshotPolicy:
     def __post_init__(self) -> None:
         if self.every_tx < 1:
             raise ValueError("the snapshot interval must be positive")
-        if not self.growth >= 0:
-            raise ValueError("the snapshot growth factor is zero or more")
+        if not (math.isfinite(self.growth) and self.growth >= 0):
+            raise ValueError("the snapshot growth factor is a finite number, zero or more")
 
 
 class SnapshotSchedule:

@@ -154,10 +154,9 @@ def store_url(url: str | None, data_dir: Path | None) -> URL:
 _SQLITE_PRAGMAS = (
     "synchronous=NORMAL",
     "foreign_keys=ON",
-    # The event log's unique event ids are random: each insert lands on a random page of
-    # that index, which outgrows SQLite's default 2 MiB page cache within minutes of load
-    # and then costs a read per row. A larger cache per connection, and the file mapped
-    # (shared by the pool's connections through the OS page cache), keep it in memory.
+    # A busy node's tables and indexes outgrow SQLite's default 2 MiB page cache within
+    # minutes: a larger cache per connection, and the file mapped (shared by the pool's
+    # connections through the OS page cache), keep the pages a write touches in memory.
     "cache_size=-32768",
     "mmap_size=268435456",
 )

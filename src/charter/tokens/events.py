@@ -121,14 +121,13 @@ async def append_committed(store: Store, batch: list[tuple[int, NewEvent]]) -> i
     async with store.transaction() as session:
         conn = await session.connection()
         cursor = (await conn.execute(_CURSOR_VALUE)).scalar()
-        if cursor is None:
-            await conn.execute(insert(CounterRow).values(name=CURSOR, value=0))
-            cursor = 0
-        fresh = [e for seqno, e in batch if seqno > cursor]
+        fresh = [e for seqno, e in batch if cursor is None or seqno > cursor]
         if fresh:
             await append_events(session, fresh)
         last = batch[-1][0]
-        if last > cursor:
+        if cursor is None:
+            await conn.execute(insert(CounterRow).values(name=CURSOR, value=last))
+        elif last > cursor:
             await conn.execute(
                 update(CounterRow).where(CounterRow.name == CURSOR).values(value=last)
             )

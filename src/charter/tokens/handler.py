@@ -28,8 +28,9 @@ else of the message (the multi-party layer reads the record from the applied com
 
 The handler keeps no state between calls except a cache of decoded pool rows keyed by
 their bytes (so equal bytes give the equal pool on every node) and a set of names
-already found to be well-formed accounts: it reads only through ``ctx``. No signature is verified per operation: the batch signature already
-authenticated the submitting node, and ``ctx.member`` is its owner.
+already found to be well-formed accounts: it reads only through ``ctx``. No signature
+is verified per operation: the batch signature already authenticated the submitting
+node, and ``ctx.member`` is its owner.
 """
 
 from __future__ import annotations

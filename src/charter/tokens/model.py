@@ -521,8 +521,9 @@ class TransferRecord:
         return f"{self.view}.{self.seqno}"
 
     def encode(self) -> bytes:
-        data = self._format() if min(self.view, self.amount, self.batch_seq) >= 0 else None
-        if data is None:
+        if min(self.view, self.amount, self.batch_seq) >= 0:
+            data = self._format()
+        else:
             data = self._encode_generic()
         _remember(data, self)
         return data

@@ -201,13 +201,11 @@ def check_writes(
     writes few distinct tables): they are not checked again, and new ones are added.
     """
     out = sorted(writes)
-    declared: tuple[str, ...] | None = None
+    declared = tuple(prefixes)
     previous: tuple[str, str] | None = None
     for w in out:
         table, key, value = w
         if checked is None or type(table) is not str or table not in checked:
-            if declared is None:
-                declared = tuple(prefixes)
             _check_table(app, declared, table)
             if checked is not None and len(checked) < _CHECKED_TABLES_MAX:
                 checked.add(table)

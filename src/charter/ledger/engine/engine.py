@@ -20,7 +20,6 @@ mean building on a log that some signer disagrees with.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import hmac
 import struct
 from collections.abc import Iterator, Mapping, Sequence
@@ -69,7 +68,7 @@ from charter.ledger.engine.tx import (
     ZERO_DIGEST,
     Transaction,
     Write,
-    encode_write_set,
+    write_set_digest,
 )
 from charter.ledger.errors import LedgerError
 from charter.ledger.issue import issue_cose_receipt, issue_json_receipt
@@ -225,8 +224,7 @@ class Engine:
         self._signatures: list[SignedRoot] = []  # matched, ordered by tree size
         self._replays = _Replays(self._replay_window)
         self._halted = False
-        self._taken: tuple[bytes, int, int] | None = None
-        """The last snapshot taken, its tree size and the rows of its state."""
+        self._taken: tuple[bytes, int] | None = None  # the last snapshot and its tree size
         self._made: dict[bytes, None] = {}
         """Signature entries this engine made (oldest first, bounded): applying one checks
         its signer but not its two signatures, which this node computed itself."""
@@ -468,8 +466,7 @@ class Engine:
             self._invalid_leaf(view, LeafKind.TX, reason, result, who, seq, cmd)
             return False
         made = tuple(writes)
-        ws_digest = hashlib.sha256(encode_write_set(made)).digest()
-        seqno = self._add_leaf(view, ws_digest, cmd.claims_digest())
+        seqno = self._add_leaf(view, write_set_digest(made), cmd.claims_digest())
         self.kv.apply(seqno, made)
         reloaded = cmd.app in self._directory_writers and any(w.table == NODES_TABLE for w in made)
         if reloaded:
@@ -703,20 +700,19 @@ class Engine:
                 self.kv.to_syrup(),
             )
         )
-        self._taken = (data, self.tree.size, self.kv.row_count())
+        self._taken = (data, self.tree.size)
         return data
 
     def snapshot_evidence(self, data: bytes) -> bytes:
         """The entry recording ``data`` (just taken by ``snapshot``) for the next signature."""
         if self._taken is not None and self._taken[0] is data:
-            # our own: no need to decode megabytes for two integers
-            _, size, rows = self._taken
+            size = self._taken[1]  # our own: no need to decode megabytes for one integer
         else:
             size = _decode_snapshot(data)[1]
-            rows = self.kv.row_count()  # of the state the snapshot must be of (checked below)
         self._taken = None
         if size != self.tree.size:
             raise EngineOrderError("the snapshot is not of the engine's current state")
+        rows = self.kv.row_count()  # the snapshot is of the current state: its rows
         seqno = self.tree.size - 1
         evidence = SnapshotEvidence.for_snapshot(seqno, data, self.tree)
         if seqno > self.snapshots.last_snapshot:

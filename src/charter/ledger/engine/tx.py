@@ -59,7 +59,7 @@ def encode_write_set(writes: Sequence[Write]) -> bytes:
     add = parts.append
     for table, key, value in writes:
         if type(table) is not str or type(key) is not str:
-            return encode([[t, k, False if v is None else v] for t, k, v in writes])
+            break
         tb = table.encode("utf-8")
         kb = key.encode("utf-8")
         if value is None:
@@ -67,8 +67,15 @@ def encode_write_set(writes: Sequence[Write]) -> bytes:
         elif type(value) is bytes:
             add(b'[%d"%s%d"%s%d:%s]' % (len(tb), tb, len(kb), kb, len(value), value))
         else:
-            return encode([[t, k, False if v is None else v] for t, k, v in writes])
-    return b"[%s]" % b"".join(parts)
+            break
+    else:
+        return b"[%s]" % b"".join(parts)
+    return encode([[t, k, False if v is None else v] for t, k, v in writes])
+
+
+def write_set_digest(writes: Sequence[Write]) -> bytes:
+    """The leaf's write-set digest of ``writes`` (sorted, as a transaction keeps them)."""
+    return hashlib.sha256(encode_write_set(writes)).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +139,7 @@ class Transaction:
         return [[t, k, False if v is None else v] for t, k, v in self.writes]
 
     def write_set_digest(self) -> bytes:
-        return hashlib.sha256(encode_write_set(self.writes)).digest()
+        return write_set_digest(self.writes)
 
     def to_record(self) -> Record:
         return Record(TX_LABEL, self.write_set(), self.claims_digest, self.client_ref)
